@@ -1,0 +1,332 @@
+"""Charging dynamics: spec -> representation -> propagator -> trajectory.
+
+:func:`charge` is the one entry point.  It picks the representation and the
+propagator from the spec and the options, and returns a :class:`Trajectory`
+(plain arrays on a time grid) that the figures of merit in
+:mod:`qbjax.metrics` consume.
+
+Methods (``method=``):
+
+``"spectral"``  dense, time-independent ``H``: diagonalised once, every time
+                exact.  Default when the (symmetry-reduced) dimension is at
+                most :data:`SPECTRAL_MAX_DIM` and no switching function is given.
+``"ode"``       adaptive Runge-Kutta (diffrax) on a matrix-free operator:
+                large spaces, time-dependent switching ``lambda(t)``.
+``"lindblad"``  dense density matrix, chosen whenever the spec has dissipators.
+``classical``   Hamilton flow of the classical analog (``classical=True``).
+
+The switching function of seed 000, Eq. 2 is a step: ``lambda = 1`` on
+``[0, tau]``, so ``E_B(tau)`` is the battery energy under the full ``H`` at
+``tau`` and needs no explicit switching; ``switch=`` takes any other
+``lambda(t)`` (a callable or :class:`PiecewiseConstant`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from . import representation as rep
+from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
+from .dynamics.lindblad import lindblad_adjoint
+from .dynamics.schrodinger import moments_from_states
+from .model import AbstractBattery, Spec
+
+__all__ = ["Trajectory", "charge", "PiecewiseConstant", "TruncationWarning", "SPECTRAL_MAX_DIM", "time_grid"]
+
+#: Largest dense block diagonalised by the default ``"auto"`` method.
+SPECTRAL_MAX_DIM = 3000
+#: Default tolerance on the population of the highest kept Fock level.
+TRUNCATION_TOL = 1e-6
+
+
+class TruncationWarning(UserWarning):
+    """The highest kept level of a truncated mode holds too much population."""
+
+
+class Trajectory(eqx.Module):
+    """The battery's energy on a time grid, with what the figures of merit need.
+
+    Attributes:
+        ts: times ``(T,)``.
+        energy: ``E_B(t)``, zero in the battery's ground state.
+        d_energy, d2_energy: ``dE_B/dt`` and ``d^2E_B/dt^2`` under the
+            Hamiltonian in force at ``t`` (exact, not finite differences).
+        variance: ``<H_B^2> - <H_B>^2`` (0 for classical dynamics).
+        top_population: per truncated mode, the largest population of its
+            top kept level over the grid ``(n_modes,)``.
+        energy_bound: an upper bound of ``E_B`` (certifies ``t_max``).
+        dynamics: ``"quantum"`` or ``"classical"``; method: the propagator.
+    """
+
+    ts: Float[Array, " T"]
+    energy: Float[Array, " T"]
+    d_energy: Float[Array, " T"]
+    d2_energy: Float[Array, " T"]
+    variance: Float[Array, " T"]
+    top_population: Float[Array, " modes"]
+    energy_bound: Array
+    dynamics: str = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+
+    @property
+    def power(self):
+        """Average power ``E_B(t)/t`` (``0`` at ``t = 0``)."""
+        t = self.ts
+        return jnp.where(t > 0, self.energy / jnp.where(t > 0, t, 1.0), 0.0)
+
+
+class PiecewiseConstant(eqx.Module):
+    """``lambda(t) = values[k]`` for ``times[k] <= t < times[k+1]``, 0 outside.
+
+    ``times`` has one more entry than ``values``; the jumps are handed to
+    the adaptive step-size controller.
+    """
+
+    times: Array
+    values: Array
+
+    def __call__(self, t):
+        k = jnp.searchsorted(self.times, t, side="right") - 1
+        inside = (k >= 0) & (k < self.values.shape[0])
+        return jnp.where(inside, self.values[jnp.clip(k, 0, self.values.shape[0] - 1)], 0.0)
+
+
+def time_grid(model: AbstractBattery, t_max=None, num_times: int = 401):
+    """``linspace(0, t_max, num_times)``, ``t_max`` defaulting to the model's.
+
+    The grid is a numerical device, not a parameter: it carries no gradient.
+    """
+    if t_max is None:
+        t_max = model.default_t_max()
+    return jax.lax.stop_gradient(jnp.linspace(0.0, jnp.asarray(t_max, jnp.float64), num_times))
+
+
+def _boson_top_masks(spec: Spec, b: rep.Basis):
+    """Per boson dof, a 0/1 vector on the basis marking its top Fock level."""
+    from .operators import Boson
+
+    masks = []
+    full = np.array(np.unravel_index(b.indices, spec.dims))
+    for i, (_, dof) in enumerate(spec.space):
+        if isinstance(dof, Boson) and not rep.truncation_is_exact(spec, i):
+            masks.append(jnp.asarray((full[i] == dof.dim - 1).astype(float)))
+    return masks
+
+
+def _resolve_method(spec: Spec, method: str, classical: bool, switch) -> str:
+    if classical:
+        if spec.dissipators:
+            raise ValueError("classical dynamics of a dissipative spec is not defined")
+        return "classical"
+    if spec.dissipators:
+        return "lindblad"
+    if method == "auto":
+        if switch is not None:
+            return "ode"
+        dim = rep.basis(spec).dim
+        return "spectral" if dim <= SPECTRAL_MAX_DIM else "ode"
+    if method not in ("spectral", "ode", "dense-ode"):
+        raise ValueError(f"method must be 'auto', 'spectral', 'ode' or 'dense-ode', got {method!r}")
+    if method == "spectral" and switch is not None:
+        raise ValueError("method='spectral' needs a time-independent H; use 'ode' with a switch")
+    return method
+
+
+def charge(
+    model: AbstractBattery | Spec,
+    ts=None,
+    *,
+    classical: bool = False,
+    method: str = "auto",
+    t_max=None,
+    num_times: int = 401,
+    switch: Callable | None = None,
+    options: ODEOptions | None = None,
+    truncation_tol: float = TRUNCATION_TOL,
+) -> Trajectory:
+    """Charge the battery and return its energy on a time grid.
+
+    Arguments:
+        model: a battery model, or a :class:`~qbjax.model.Spec`.
+        ts: times (increasing, starting at 0); default ``time_grid(model, t_max, num_times)``.
+        classical: evolve the classical analog (Hamilton flow).
+        method: ``"auto"``, ``"spectral"``, ``"ode"`` (matrix free) or
+            ``"dense-ode"``; see the module docstring.
+        switch: ``lambda(t)`` multiplying ``H_I`` (default: 1, the step of Eq. 2).
+        options: ODE tolerances (ignored by ``"spectral"``).
+        truncation_tol: warn (:class:`TruncationWarning`) when the top kept
+            Fock level of a mode holds more than this population.
+
+    Returns:
+        A :class:`Trajectory`.  Jitted once per model structure and grid
+        shape; ``jax.grad`` and ``jax.vmap`` pass through the model's leaves.
+    """
+    spec = model.spec() if isinstance(model, AbstractBattery) else model
+    if ts is None:
+        if not isinstance(model, AbstractBattery):
+            raise ValueError("ts is required when charging a bare Spec")
+        ts = time_grid(model, t_max, num_times)
+    ts = jnp.asarray(ts, jnp.float64)
+    resolved = _resolve_method(spec, method, classical, switch)
+    if options is None:
+        options = ODEOptions(rtol=1e-12, atol=1e-12)
+    traj = _charge_jit(spec, ts, resolved, switch, options)
+    _warn_truncation(traj, truncation_tol)
+    return traj
+
+
+def _warn_truncation(traj: Trajectory, tol: float):
+    top = traj.top_population
+    if isinstance(top, jax.core.Tracer) or top.size == 0:
+        return
+    worst = float(jnp.max(top))
+    if not math.isfinite(worst):
+        raise FloatingPointError("non-finite population in the truncated modes: the dynamics diverged")
+    if worst > tol:
+        warnings.warn(
+            f"the highest kept Fock level reaches population {worst:.2e} > {tol:.0e}: "
+            "increase the cutoff (results are truncated)",
+            TruncationWarning,
+            stacklevel=3,
+        )
+
+
+@eqx.filter_jit
+def _charge_jit(spec: Spec, ts, method: str, switch, options: ODEOptions) -> Trajectory:
+    if method == "classical":
+        return _classical(spec, ts, switch, options)
+    if method == "spectral":
+        return _spectral(spec, ts)
+    if method == "lindblad":
+        return _lindblad(spec, ts, switch, options)
+    return _ode(spec, ts, switch, options, matrix_free=(method == "ode"))
+
+
+def _finite(x, what: str):
+    return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"non-finite {what}: the dynamics diverged")
+
+
+def _spectral(spec: Spec, ts) -> Trajectory:
+    b = rep.basis(spec)
+    H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
+    B = rep.dense(spec.space, spec.battery, b)
+    psi0 = rep.initial_vector(spec, b)
+    masks = _boson_top_masks(spec, b)
+    E, dE, d2E, var, top = spectral_moments(H, B, psi0, ts, masks=tuple(masks))
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, jnp.max(top, axis=-1), _bound(spec), "quantum", "spectral")
+
+
+def _bound(spec: Spec):
+    return jnp.asarray(jnp.inf if spec.energy_bound is None else spec.energy_bound, jnp.float64)
+
+
+def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Trajectory:
+    static_terms = spec.charger + spec.battery
+    if matrix_free:
+        H0 = rep.MatrixFree(spec.space, static_terms)
+        HI = rep.MatrixFree(spec.space, spec.coupling)
+        Bop = rep.MatrixFree(spec.space, spec.battery)
+        psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
+        top_of = _tensor_top(spec)
+    else:
+        b = rep.basis(spec)
+        H0m = rep.dense(spec.space, static_terms, b)
+        HIm = rep.dense(spec.space, spec.coupling, b)
+        Bm = rep.dense(spec.space, spec.battery, b)
+        H0, HI, Bop = (lambda m: (lambda x: m @ x))(H0m), (lambda m: (lambda x: m @ x))(HIm), (lambda m: (lambda x: m @ x))(Bm)
+        psi0 = rep.initial_vector(spec, b)
+        masks = _boson_top_masks(spec, b)
+        top_of = lambda psi: jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks]) if masks else jnp.zeros(0)  # noqa: E731
+    lam = (lambda t: 1.0) if switch is None else switch
+    jump_ts = getattr(switch, "times", None)
+
+    def apply_H(t, psi, args):
+        return H0(psi) + lam(t) * HI(psi)
+
+    psis = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts)
+    # Moments under the Hamiltonian in force at each t: E, and the derivatives
+    # used to refine the maximum power (exact for the step switch).
+    lam_t = jax.vmap(lam)(ts) if switch is not None else jnp.ones_like(ts)
+
+    def moments(psi, lt):
+        return moments_from_states(lambda x: H0(x) + lt * HI(x), Bop, psi[None])
+
+    E, dE, d2E, var = jax.vmap(moments)(psis, lam_t)
+    top = jax.vmap(top_of)(psis)
+    return Trajectory(ts, _finite(E[:, 0], "energy"), dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
+                      _bound(spec), "quantum", "ode" if matrix_free else "dense-ode")
+
+
+def _tensor_top(spec: Spec):
+    from .operators import Boson
+
+    axes = [i for i, (_, d) in enumerate(spec.space) if isinstance(d, Boson) and not rep.truncation_is_exact(spec, i)]
+
+    def top(psi):
+        p = jnp.abs(psi) ** 2
+        return jnp.stack([jnp.sum(jnp.take(p, -1, axis=i)) for i in axes]) if axes else jnp.zeros(0)
+
+    return top
+
+
+def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
+    b = rep.basis(spec)
+    H0 = rep.dense(spec.space, spec.charger + spec.battery, b)
+    HI = rep.dense(spec.space, spec.coupling, b)
+    B = rep.dense(spec.space, spec.battery, b)
+    jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators]
+    psi0 = rep.initial_vector(spec, b)
+    rho0 = jnp.outer(psi0, psi0.conj())
+    masks = [jnp.diag(m).astype(jnp.complex128) for m in _boson_top_masks(spec, b)]
+    # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
+    # static part L0 (H0 and dissipators) and the switched coupling LI.
+    adj0, adjI = lindblad_adjoint(H0, jumps), lindblad_adjoint(HI, [])
+    A, C = adj0(B), adjI(B)
+    second = [adj0(A), adjI(A) + adj0(C), adjI(C)]
+    observables = [B, B @ B, A, C, *second, *masks]
+    if switch is None:
+        H, Hs, lam = H0 + HI, None, None
+        lam_t = jnp.ones_like(ts)
+    else:
+        H, Hs, lam = H0, HI, switch
+        lam_t = jax.vmap(switch)(ts)
+    ex, _ = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
+                    H_switched=Hs, jump_ts=getattr(switch, "times", None))
+    E, E2 = ex[0], ex[1]
+    dE = ex[2] + lam_t * ex[3]
+    d2E = ex[4] + lam_t * ex[5] + lam_t**2 * ex[6]
+    top = jnp.max(ex[7:], axis=-1) if masks else jnp.zeros(0)
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "lindblad")
+
+
+def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
+    kinds = rep.classical_kinds(spec.space)
+    h0 = rep.classical_hamiltonian(spec.space, spec.charger + spec.battery)
+    hi = rep.classical_hamiltonian(spec.space, spec.coupling)
+    hb = rep.classical_hamiltonian(spec.space, spec.battery)
+    x0 = rep.classical_state(spec)
+    if switch is None:
+        h = lambda x: h0(x) + hi(x)  # noqa: E731
+        xs = hamilton_flow(h, kinds, x0, ts, options=options)
+        lam_t = jnp.ones_like(ts)
+    else:
+        xs = hamilton_flow(h0, kinds, x0, ts, options=options, switch=switch, h_switched=hi,
+                           jump_ts=getattr(switch, "times", None))
+        lam_t = jax.vmap(switch)(ts)
+
+    def moments(x, lt):
+        f = hamilton_vector_field(lambda y: h0(y) + lt * hi(y), kinds)
+        d1 = lambda y: jax.jvp(hb, (y,), (f(y),))[1]  # noqa: E731  dE/dt = {E_B, H}
+        return hb(x), d1(x), jax.jvp(d1, (x,), (f(x),))[1]
+
+    E, dE, d2E = jax.vmap(moments)(xs, lam_t)
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, jnp.zeros_like(E), jnp.zeros(0), _bound(spec),
+                      "classical", "hamilton")

@@ -1,0 +1,67 @@
+"""Options shared by the ODE-based propagators."""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+
+
+class ODEOptions(eqx.Module):
+    """Adaptive-step settings for :func:`diffrax.diffeqsolve`.
+
+    Arguments:
+        rtol, atol: local error tolerances of the PID controller.
+        solver: ``"dopri8"`` (default, 8th order: cheapest at tight
+            tolerances) or ``"tsit5"``, ``"dopri5"``.
+        max_steps: hard cap on steps; exceeding it is an error, never a
+            silently truncated result.
+        dt0: first step (``None``: chosen by diffrax).
+    """
+
+    rtol: float = eqx.field(static=True, default=1e-10)
+    atol: float = eqx.field(static=True, default=1e-10)
+    solver: str = eqx.field(static=True, default="dopri8")
+    max_steps: int = eqx.field(static=True, default=200_000)
+    dt0: float | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {self.solver!r}")
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ValueError(f"rtol and atol must be > 0, got {self.rtol}, {self.atol}")
+
+    def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None):
+        """Solve ``dy/dt = vector_field(t, y, args)`` from ``ts[0]``, saving ``fn(y)`` (or ``y``) at ``ts``.
+
+        A complex state is integrated as its real and imaginary parts
+        (diffrax's error norms and step control are defined for real
+        states), transparently for the caller.
+        """
+        if jnp.iscomplexobj(y0):
+            field = vector_field
+
+            def vector_field(t, y, a):  # noqa: F811
+                d = field(t, y[0] + 1j * y[1], a)
+                return jnp.stack([d.real, d.imag])
+
+            inner = fn
+            fn = (lambda y: y[0] + 1j * y[1]) if inner is None else (lambda y: inner(y[0] + 1j * y[1]))
+            y0 = jnp.stack([y0.real, y0.imag])
+        controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, jump_ts=jump_ts)
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            _SOLVERS[self.solver](),
+            t0=ts[0],
+            t1=ts[-1],
+            dt0=self.dt0,
+            y0=y0,
+            args=args,
+            saveat=diffrax.SaveAt(ts=ts) if fn is None else diffrax.SaveAt(ts=ts, fn=lambda t, y, a: fn(y)),
+            stepsize_controller=controller,
+            max_steps=self.max_steps,
+        )
+        return sol.ys
+
+
+_SOLVERS = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}

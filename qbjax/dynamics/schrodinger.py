@@ -1,0 +1,106 @@
+"""Closed quantum dynamics: exact spectral evaluation and adaptive ODE.
+
+Two ways to evolve ``i d psi/dt = H psi``:
+
+* :func:`spectral_moments`, for a time-independent Hamiltonian small enough
+  to diagonalise: ``H = V diag(w) V^+`` once, then every time is exact
+  (no time stepping, no error growth).  The observable and its first two
+  time derivatives come in closed form from the Heisenberg picture:
+  ``dB/dt = i[H, B]`` has matrix elements ``i (w_j - w_k) B_jk`` in the
+  eigenbasis.
+* :func:`sesolve`, adaptive Runge-Kutta (diffrax) for anything else: time
+  dependence and matrix-free operators too large to diagonalise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from .options import ODEOptions
+
+
+def spectral_moments(H, B, psi0, ts, masks=()):
+    """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` and diagonal weights at ``ts``.
+
+    Arguments:
+        H: Hermitian ``(d, d)`` Hamiltonian (time independent).
+        B: Hermitian ``(d, d)`` observable (the battery energy).
+        psi0: initial state ``(d,)``.
+        ts: times ``(T,)``.
+        masks: real ``(d,)`` vectors ``m``; returns ``sum_i m_i |psi_i(t)|^2``
+            for each (populations of subspaces that are diagonal in the basis,
+            for truncation checks).
+
+    Returns:
+        ``(E, dE, d2E, var, weights)`` with shapes ``(T,)`` and ``(len(masks), T)``.
+    """
+    w, V = jnp.linalg.eigh(H)
+    c = V.conj().T @ psi0
+    Bt = V.conj().T @ B @ V
+    gap = w[:, None] - w[None, :]
+    B1 = 1j * gap * Bt
+    B2 = -(gap**2) * Bt
+    phi = c[None, :] * jnp.exp(-1j * jnp.outer(ts, w))  # (T, d) in the eigenbasis
+
+    def expect(M):
+        return jnp.real(jnp.sum(phi.conj() * (phi @ M.T), axis=-1))
+
+    E, dE, d2E = expect(Bt), expect(B1), expect(B2)
+    var = expect(Bt @ Bt) - E**2
+    if masks:
+        psi = phi @ V.T
+        weights = jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks])
+    else:
+        weights = jnp.zeros((0, ts.shape[0]))
+    return E, dE, d2E, var, weights
+
+
+def sesolve(
+    hamiltonian: Callable,
+    psi0,
+    ts,
+    *,
+    options: ODEOptions = ODEOptions(),
+    args=None,
+    jump_ts=None,
+):
+    """Integrate ``d psi/dt = -i H(t) psi`` and return ``psi`` at ``ts``.
+
+    Arguments:
+        hamiltonian: ``(t, psi, args) -> H(t) psi`` (matrix free or dense).
+        psi0: initial state, any shape (a tensor of shape ``dims`` for
+            matrix-free operators).
+        ts: save times, increasing; integration starts at ``ts[0]``.
+        options: tolerances and solver.
+        jump_ts: times where ``H(t)`` jumps (switching on/off), handed to
+            the step-size controller so no step straddles them.
+    """
+
+    def vf(t, psi, a):
+        return -1j * hamiltonian(t, psi, a)
+
+    return options.solve(vf, psi0, ts, args=args, jump_ts=jump_ts)
+
+
+def moments_from_states(apply_H, apply_B, psis):
+    """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` from saved states (time-independent H).
+
+    With ``a = <H psi|B psi>``: ``d<B>/dt = <i[H, B]> = -2 Im a`` and
+    ``d^2<B>/dt^2 = -<[H, [H, B]]> = 2 <H psi|B|H psi> - 2 Re <H^2 psi|B psi>``.
+    """
+
+    def one(psi):
+        Hp, Bp = apply_H(psi), apply_B(psi)
+        HHp, BHp = apply_H(Hp), apply_B(Hp)
+        dot = lambda x, y: jnp.vdot(x.reshape(-1), y.reshape(-1))  # noqa: E731
+        E = jnp.real(dot(psi, Bp))
+        a = dot(Hp, Bp)
+        dE = -2 * jnp.imag(a)
+        d2E = 2 * jnp.real(dot(Hp, BHp)) - 2 * jnp.real(dot(HHp, Bp))
+        var = jnp.real(dot(Bp, Bp)) - E**2
+        return E, dE, d2E, var
+
+    return jax.vmap(one)(psis)

@@ -1,0 +1,209 @@
+"""The model spec: terms over named degrees of freedom.
+
+A battery is described once, as data (seed 000, Eq. 2)::
+
+    H(t) = H_A + H_B + lambda(t) H_I
+
+with ``H_A`` the charger, ``H_B`` the battery (zero in its ground state) and
+``H_I`` the charger-battery coupling, plus optional Lindblad dissipators, an
+initial product state and its classical counterpart.  Every operator is a
+linear combination of :class:`Term` s, ``coeff * prod(factors)``, whose
+coefficients are JAX array leaves (so ``jax.grad`` and ``jax.vmap`` pass
+through) and whose factors ``(dof, operator name)`` are static.
+
+From one :class:`Spec` qbjax builds the quantum Hamiltonian (dense or matrix
+free, see :mod:`qbjax.representation`), the Lindblad generator, and the
+classical Hamiltonian by the canonical correspondence of seed 000, Sec. II.
+A model (:class:`AbstractBattery`) is an ``eqx.Module`` whose physical
+parameters are leaves and whose ``spec()`` builds the terms from them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from .operators import Dof
+
+__all__ = [
+    "Term",
+    "Dissipator",
+    "Charge",
+    "Spec",
+    "AbstractBattery",
+    "term",
+    "scaled",
+]
+
+Factors = tuple[tuple[str, str], ...]
+
+
+class Term(eqx.Module):
+    """``coeff * O_1 O_2 ...``; ``factors = (("a", "adag"), ("b", "jz"))``.
+
+    An empty ``factors`` is the identity (a constant energy shift).  Factors
+    on the same dof multiply in the order given.
+    """
+
+    coeff: Array
+    factors: Factors = eqx.field(static=True)
+
+    def __init__(self, coeff: ArrayLike, factors=()):
+        self.coeff = jnp.asarray(coeff)
+        self.factors = tuple((str(d), str(o)) for d, o in factors)
+
+
+def term(coeff: ArrayLike, *factors: str) -> Term:
+    """Shorthand: ``term(g, "a.adag", "b.a")`` is ``g * adag_a b``."""
+    return Term(coeff, tuple(tuple(f.split(".", 1)) for f in factors))
+
+
+def scaled(terms: tuple[Term, ...], factor) -> tuple[Term, ...]:
+    """Multiply every coefficient of an operator by ``factor``."""
+    return tuple(Term(t.coeff * factor, t.factors) for t in terms)
+
+
+class Dissipator(eqx.Module):
+    """A Lindblad channel ``rate * D[L] rho``, ``D[L] rho = L rho L^+ - {L^+ L, rho}/2``.
+
+    ``L`` is a linear combination of terms (for example ``J_C^- + J_B^-``
+    for a shared reservoir).  qbjax uses this convention everywhere; models
+    from papers with ``2 L rho L^+ - ...`` convert their rates at the boundary.
+    """
+
+    rate: Array
+    operator: tuple[Term, ...]
+
+    def __init__(self, rate: ArrayLike, operator):
+        self.rate = jnp.asarray(rate)
+        self.operator = tuple(operator) if not isinstance(operator, Term) else (operator,)
+
+
+class Charge(eqx.Module):
+    """A conserved diagonal charge ``sum_i w_i k_i`` (mod ``modulus``).
+
+    ``k_i`` is the level index of dof ``i`` (Fock number, ``m + j``).  When a
+    model declares one, dense representations keep only the block that holds
+    the initial state: excitation number for the oscillator and spin
+    batteries, parity for the Dicke battery.
+    """
+
+    weights: tuple[int, ...] = eqx.field(static=True)
+    modulus: int | None = eqx.field(static=True, default=None)
+
+
+class Spec(eqx.Module):
+    """Everything a propagator needs, and nothing about how to propagate.
+
+    Arguments:
+        space: ``((name, Dof), ...)``, the tensor factors in order.
+        charger, battery, coupling: ``H_A``, ``H_B``, ``H_I`` as term tuples.
+        battery_dofs: the names of the dofs that make up the battery
+            (for its reduced state and ergotropy).
+        initial: quantum initial product state, ``{dof: level label}``
+            (a Fock number, an ``m``, a level index); dofs not named start at
+            index 0.
+        classical_initial: ``{dof: coordinates}``, ``(q, p)`` for a boson,
+            the vector ``S`` for a spin.
+        dissipators: Lindblad channels (open systems only).
+        conserved: optional :class:`Charge` for the dense block structure.
+        battery_levels, battery_degeneracies: the spectrum of ``H_B`` on the
+            *physical* battery (for example ``2^N`` levels for ``N`` qubits
+            even when only the symmetric sector is simulated), used for the
+            ergotropy with unrestricted unitaries.  ``None``: the spectrum of
+            ``H_B`` on the simulated battery dofs.
+        energy_bound: an upper bound of ``H_B`` on the reachable states
+            (used to certify that ``t_max`` contains the maximum power).
+    """
+
+    space: tuple[tuple[str, Dof], ...] = eqx.field(static=True)
+    charger: tuple[Term, ...]
+    battery: tuple[Term, ...]
+    coupling: tuple[Term, ...]
+    battery_dofs: tuple[str, ...] = eqx.field(static=True)
+    initial: tuple[tuple[str, object], ...] = eqx.field(static=True)
+    classical_initial: dict
+    dissipators: tuple[Dissipator, ...] = ()
+    conserved: Charge | None = None
+    battery_levels: Array | None = None
+    battery_degeneracies: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    energy_bound: Array | None = None
+
+    def __check_init__(self):
+        names = [n for n, _ in self.space]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dof names must be unique, got {names}")
+        for op in (self.charger, self.battery, self.coupling):
+            for t in op:
+                for dof, _ in t.factors:
+                    if dof not in names:
+                        raise ValueError(f"term acts on unknown dof {dof!r}; space has {names}")
+        for dof in self.battery_dofs:
+            if dof not in names:
+                raise ValueError(f"battery dof {dof!r} not in space {names}")
+        for t in self.battery:
+            if any(d not in self.battery_dofs for d, _ in t.factors):
+                raise ValueError("H_B may only act on the battery dofs")
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(d.dim for _, d in self.space)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.space)
+
+    def dof(self, name: str) -> Dof:
+        return dict(self.space)[name]
+
+    def initial_indices(self) -> tuple[int, ...]:
+        labels = dict(self.initial)
+        return tuple(d.level_index(labels[n]) if n in labels else 0 for n, d in self.space)
+
+    def with_couplings(self, factor) -> Spec:
+        """The spec with ``H_I -> factor * H_I`` (for switching functions)."""
+        return eqx.tree_at(lambda s: s.coupling, self, scaled(self.coupling, factor))
+
+
+class AbstractBattery(eqx.Module):
+    """A family of batteries: physical parameters as leaves, ``spec()`` builds terms.
+
+    Concrete models are final classes that define their fields, ``spec``,
+    ``with_n`` (the same battery with ``n`` units, for the collective
+    advantage) and ``time_scale`` (a natural charging time, used for default
+    time grids).
+    """
+
+    @abc.abstractmethod
+    def spec(self, classical: bool = False) -> Spec:
+        """The terms, initial state and battery of this model."""
+
+    @abc.abstractmethod
+    def with_n(self, n: int) -> AbstractBattery:
+        """The same model with ``n`` battery units."""
+
+    @abc.abstractmethod
+    def time_scale(self) -> Array:
+        """A natural time scale of charging (sets default ``t_max``)."""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The model's CLI name."""
+
+    def params(self) -> Mapping[str, object]:
+        """Every parameter, as plain Python numbers (for JSON)."""
+        out = {}
+        for field in self.__dataclass_fields__:
+            value = getattr(self, field)
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                out[field] = value
+            else:
+                arr = np.asarray(value)
+                out[field] = arr.item() if arr.ndim == 0 else arr.tolist()
+        return out

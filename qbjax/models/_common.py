@@ -1,0 +1,50 @@
+"""Parameter validation shared by the models."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class ParameterError(ValueError):
+    """Bad input: names the parameter and the allowed range."""
+
+
+def check_size(name: str, value, minimum: int = 1) -> int:
+    """An integer size ``>= minimum`` (static)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not float(value).is_integer() or value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(name: str, value, *, minimum=None, strict=False, maximum=None):
+    """A real scalar leaf (checked when concrete; tracers pass through)."""
+    arr = jnp.asarray(value, dtype=jnp.float64) if not isinstance(value, jax.core.Tracer) else value
+    if isinstance(arr, jax.core.Tracer):
+        return arr
+    if arr.ndim != 0:
+        # batched leaves (vmap over parameter grids) are checked elementwise
+        values = np.asarray(arr).ravel()
+    else:
+        values = [float(arr)]
+    for v in values:
+        if not math.isfinite(v):
+            raise ParameterError(f"{name} must be finite, got {v!r}")
+        if minimum is not None and (v < minimum or (strict and v == minimum)):
+            op = ">" if strict else ">="
+            raise ParameterError(f"{name} must be {op} {minimum}, got {v!r}")
+        if maximum is not None and v > maximum:
+            raise ParameterError(f"{name} must be <= {maximum}, got {v!r}")
+    return arr
+
+
+def binomial_levels(n: int):
+    """Levels ``k`` and degeneracies ``C(n, k)``, ``k = 0..n`` (``n`` two-level units)."""
+    k = np.arange(n + 1)
+    deg = np.array([math.comb(n, int(i)) for i in k], dtype=float)
+    return k.astype(float), deg

@@ -1,0 +1,318 @@
+"""From a :class:`~qbjax.model.Spec` to something a propagator can use.
+
+* :class:`Basis`: the product basis, optionally restricted to the block of a
+  conserved :class:`~qbjax.model.Charge` that holds the initial state.
+* :func:`dense`: an operator (sum of terms) as a dense matrix on that basis.
+  The term structure is static, so each term's matrix is built once in
+  ``numpy`` (through sparse Kronecker products, never the full dense product
+  space) and cached; only the coefficients are traced.
+* :class:`MatrixFree`: the same operator acting on a state tensor of shape
+  ``dims`` without ever forming a matrix: each local factor is applied along
+  its axis, banded factors (ladder operators) as shifted diagonals.
+* :func:`classical_hamiltonian`: the classical function ``H(x)`` by the
+  canonical correspondence (seed 000, Sec. II).
+
+Dense memory is checked before anything is allocated
+(:func:`check_dense_memory`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+
+from .model import Charge, Spec, Term
+
+__all__ = [
+    "Basis",
+    "basis",
+    "dense",
+    "MatrixFree",
+    "classical_hamiltonian",
+    "classical_state",
+    "check_dense_memory",
+    "DENSE_MEMORY_LIMIT",
+]
+
+#: Default limit for one dense complex128 matrix, bytes (override per call).
+DENSE_MEMORY_LIMIT = 4 * 2**30
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Basis:
+    """Indices (into the flat product basis) of the states kept (static data)."""
+
+    space: tuple
+    indices: np.ndarray
+    key: tuple
+
+    @property
+    def dim(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(d.dim for _, d in self.space)
+
+    def embed(self, psi):
+        """A vector (or batch) on this basis as a full product-space tensor."""
+        full = jnp.zeros(psi.shape[:-1] + (math.prod(self.dims),), psi.dtype)
+        full = full.at[..., self.indices].set(psi)
+        return full.reshape(psi.shape[:-1] + self.dims)
+
+    def embed_matrix(self, rho):
+        """A density matrix on this basis as a full ``dims + dims`` tensor."""
+        n = math.prod(self.dims)
+        full = jnp.zeros(rho.shape[:-2] + (n, n), rho.dtype)
+        full = full.at[..., self.indices[:, None], self.indices[None, :]].set(rho)
+        return full.reshape(rho.shape[:-2] + self.dims + self.dims)
+
+
+def _charge_values(dims, charge: Charge) -> np.ndarray:
+    grids = np.meshgrid(*[np.arange(d) for d in dims], indexing="ij")
+    total = sum(w * g for w, g in zip(charge.weights, grids))
+    total = total.reshape(-1)
+    return total % charge.modulus if charge.modulus else total
+
+
+@functools.lru_cache(maxsize=64)
+def _basis_indices(dims: tuple[int, ...], charge: Charge | None, value: int | None):
+    if charge is None:
+        out = np.arange(math.prod(dims))
+    else:
+        if len(charge.weights) != len(dims):
+            raise ValueError(f"charge has {len(charge.weights)} weights for {len(dims)} dofs")
+        out = np.nonzero(_charge_values(dims, charge) == value)[0]
+    out.setflags(write=False)
+    return out
+
+
+def basis(spec: Spec, *, use_symmetry: bool = True) -> Basis:
+    """The basis a dense representation of ``spec`` uses.
+
+    With ``use_symmetry`` and a declared conserved charge, only the block of
+    the initial product state is kept (exact, not an approximation: the
+    Hamiltonian and the initial state live there).  Dissipators may break
+    the charge; the block is then not used.
+    """
+    dims = spec.dims
+    charge = spec.conserved if use_symmetry and not spec.dissipators else None
+    value = None
+    if charge is not None:
+        idx = spec.initial_indices()
+        value = sum(w * k for w, k in zip(charge.weights, idx))
+        if charge.modulus:
+            value %= charge.modulus
+    indices = _basis_indices(dims, charge, value)
+    return Basis(spec.space, indices, (dims, charge, value))
+
+
+def truncation_is_exact(spec: Spec, dof_index: int, use_symmetry: bool = True) -> bool:
+    """Whether truncating dof ``dof_index`` loses nothing.
+
+    True when a conserved charge with positive weights (no modulus) bounds
+    the dof's level index below its cutoff in the initial state's block, as
+    for number-conserving couplings.
+    """
+    charge = spec.conserved
+    if not use_symmetry or charge is None or charge.modulus or spec.dissipators:
+        return False
+    if any(w <= 0 for w in charge.weights):
+        return False
+    value = sum(w * k for w, k in zip(charge.weights, spec.initial_indices()))
+    return value <= charge.weights[dof_index] * (spec.dims[dof_index] - 1)
+
+
+def check_dense_memory(dim: int, count: int = 1, limit: float | None = None, what="operator"):
+    """Raise before allocating ``count`` dense complex ``dim x dim`` matrices over the limit."""
+    need = 16 * dim * dim * count
+    limit = DENSE_MEMORY_LIMIT if limit is None else limit
+    if need > limit:
+        raise MemoryError(
+            f"dense {what} of dimension {dim} needs {need / 2**30:.2f} GiB "
+            f"(limit {limit / 2**30:.2f} GiB); use method='ode' (matrix free) or a smaller cutoff/size"
+        )
+
+
+def _local_matrices(space, factors) -> list[np.ndarray | None]:
+    """Per dof, the product of the factors acting on it (``None``: identity)."""
+    names = [n for n, _ in space]
+    local: list[np.ndarray | None] = [None] * len(space)
+    for dof_name, op in factors:
+        i = names.index(dof_name)
+        m = space[i][1].matrix(op)
+        local[i] = m if local[i] is None else local[i] @ m
+    return local
+
+
+@functools.lru_cache(maxsize=512)
+def _term_matrix(space, factors, basis_key) -> np.ndarray:
+    dims = tuple(d.dim for _, d in space)
+    indices = _basis_indices(*basis_key)
+    full = sp.csr_matrix(np.ones((1, 1)))
+    for d, m in zip(dims, _local_matrices(space, factors)):
+        full = sp.kron(full, sp.identity(d) if m is None else sp.csr_matrix(m), format="csr")
+    block = full[indices][:, indices].toarray().astype(np.complex128)
+    block.setflags(write=False)
+    return block
+
+
+def _operator_matrices(space, terms: tuple[Term, ...], b: Basis):
+    check_dense_memory(b.dim, count=max(1, len(terms)))
+    return [_term_matrix(space, t.factors, b.key) for t in terms]
+
+
+def dense(spec_space, terms: tuple[Term, ...], b: Basis, dtype=jnp.complex128):
+    """``sum_k c_k M_k`` as a dense ``(dim, dim)`` array on basis ``b``."""
+    if not terms:
+        return jnp.zeros((b.dim, b.dim), dtype)
+    mats = _operator_matrices(spec_space, terms, b)
+    out = jnp.zeros((b.dim, b.dim), dtype)
+    for t, m in zip(terms, mats):
+        out = out + t.coeff.astype(dtype) * jnp.asarray(m, dtype)
+    return out
+
+
+def initial_vector(spec: Spec, b: Basis, dtype=jnp.complex128):
+    """The initial product state as a vector on basis ``b``."""
+    flat = int(np.ravel_multi_index(spec.initial_indices(), spec.dims))
+    pos = np.nonzero(b.indices == flat)[0]
+    if pos.size != 1:  # cannot happen: the block is chosen from the initial state
+        raise ValueError("initial state not in the chosen basis block")
+    return jnp.zeros(b.dim, dtype).at[int(pos[0])].set(1.0)
+
+
+def _bands(m: np.ndarray, max_bands: int = 4):
+    """Nonzero diagonals of ``m`` as ``(offset, values)`` with ``y[r] += v[r] x[r + offset]``."""
+    d = m.shape[0]
+    offsets = [k for k in range(-d + 1, d) if np.any(np.diagonal(m, k) != 0)]
+    if len(offsets) > max_bands:
+        return None
+    bands = []
+    for k in offsets:
+        v = np.zeros(d, dtype=np.complex128)
+        diag = np.diagonal(m, k)
+        if k >= 0:
+            v[: d - k] = diag
+        else:
+            v[-k:] = diag
+        bands.append((k, v))
+    return bands
+
+
+def _shift(x, k: int, axis: int):
+    """``y[r] = x[r + k]`` along ``axis``, zero where out of range."""
+    if k == 0:
+        return x
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    if k > 0:
+        pad[axis] = (0, k)
+        return jax.lax.slice_in_dim(jnp.pad(x, pad), k, k + n, axis=axis)
+    pad[axis] = (-k, 0)
+    return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, n, axis=axis)
+
+
+class MatrixFree(eqx.Module):
+    """An operator acting on state tensors of shape ``dims`` (matrix free).
+
+    Memory is ``O(prod(dims))``; each term costs a few passes over the state.
+    """
+
+    space: tuple = eqx.field(static=True)
+    terms: tuple[Term, ...]
+
+    @property
+    def dims(self):
+        return tuple(d.dim for _, d in self.space)
+
+    def _apply_term(self, t: Term, x):
+        for axis, m in enumerate(_local_matrices(self.space, t.factors)):
+            if m is None:
+                continue
+            bands = _bands(m)
+            xb = jnp.moveaxis(x, axis, 0)
+            if bands is None:
+                y = jnp.tensordot(jnp.asarray(m, x.dtype), xb, axes=(1, 0))
+            else:
+                shape = (-1,) + (1,) * (xb.ndim - 1)
+                y = sum(jnp.asarray(v, x.dtype).reshape(shape) * _shift(xb, k, 0) for k, v in bands)
+            x = jnp.moveaxis(y, 0, axis)
+        return t.coeff.astype(x.dtype) * x
+
+    def __call__(self, x):
+        """``O x`` for a state tensor (or matrix columns stacked in front)."""
+        if not self.terms:
+            return jnp.zeros_like(x)
+        return sum(self._apply_term(t, x) for t in self.terms)
+
+    def diagonal(self):
+        """The diagonal as a ``dims`` tensor (for truncation checks, ...)."""
+        out = jnp.zeros(self.dims, jnp.complex128)
+        for t in self.terms:
+            local = _local_matrices(self.space, t.factors)
+            vec = jnp.ones((), jnp.complex128)
+            for (_, dof), m in zip(self.space, local):
+                dv = np.ones(dof.dim) if m is None else np.diagonal(m)
+                vec = jnp.multiply.outer(vec, jnp.asarray(dv, jnp.complex128))
+            out = out + t.coeff * vec
+        return out
+
+
+def classical_hamiltonian(space, terms: tuple[Term, ...]):
+    """The classical function ``H(x)`` of the concatenated phase-space vector ``x``.
+
+    Each operator becomes its classical symbol (:meth:`Dof.symbol`), products
+    become products; the real part is taken (the sum is real for a Hermitian
+    operator written term by term with its conjugates).
+    """
+    slices = _classical_slices(space)
+
+    def h(x):
+        total = jnp.zeros((), x.dtype)
+        for t in terms:
+            value = jnp.asarray(t.coeff, jnp.complex128)
+            for dof_name, op in t.factors:
+                dof = dict(space)[dof_name]
+                value = value * dof.symbol(op, x[slices[dof_name]])
+            total = total + jnp.real(value)
+        return total
+
+    return h
+
+
+def _classical_slices(space):
+    out, start = {}, 0
+    for name, dof in space:
+        if dof.classical_size == 0:
+            raise ValueError(f"dof {name!r} ({type(dof).__name__}) has no classical analog")
+        out[name] = slice(start, start + dof.classical_size)
+        start += dof.classical_size
+    return out
+
+
+def classical_state(spec: Spec):
+    """The initial classical phase-space vector (dofs concatenated in order)."""
+    parts = []
+    for name, dof in spec.space:
+        if name not in spec.classical_initial:
+            raise ValueError(f"classical initial condition missing for dof {name!r}")
+        x = jnp.asarray(spec.classical_initial[name], jnp.float64)
+        if x.shape != (dof.classical_size,):
+            raise ValueError(
+                f"classical initial condition of {name!r} must have shape ({dof.classical_size},), got {x.shape}"
+            )
+        parts.append(x)
+    return jnp.concatenate(parts)
+
+
+def classical_kinds(space) -> tuple[str, ...]:
+    """Per dof: ``"canonical"`` (q, p) or ``"spin"`` (vector)."""
+    return tuple("canonical" if dof.classical_size == 2 else "spin" for _, dof in space)
