@@ -99,13 +99,15 @@ class PiecewiseConstant(eqx.Module):
         return jnp.where(inside, self.values[jnp.clip(k, 0, self.values.shape[0] - 1)], 0.0)
 
 
-def time_grid(model: AbstractBattery, t_max=None, num_times: int = 401):
-    """``linspace(0, t_max, num_times)``, ``t_max`` defaulting to the model's.
+def time_grid(model: AbstractBattery, t_max=None, num_times: int | None = None):
+    """``linspace(0, t_max, num_times)``, both defaulting to the model's.
 
     The grid is a numerical device, not a parameter: it carries no gradient.
     """
     if t_max is None:
         t_max = model.default_t_max()
+    if num_times is None:
+        num_times = model.default_num_times()
     return jax.lax.stop_gradient(jnp.linspace(0.0, jnp.asarray(t_max, jnp.float64), num_times))
 
 
@@ -147,7 +149,7 @@ def charge(
     classical: bool = False,
     method: str = "auto",
     t_max=None,
-    num_times: int = 401,
+    num_times: int | None = None,
     switch: Callable | None = None,
     options: ODEOptions | None = None,
     truncation_tol: float = TRUNCATION_TOL,
@@ -178,9 +180,28 @@ def charge(
     resolved = _resolve_method(spec, method, classical, switch)
     if options is None:
         options = ODEOptions(rtol=1e-12, atol=1e-12)
+    if resolved == "classical":
+        spec = _classical_view(spec)
     traj = _charge_jit(spec, ts, resolved, switch, options)
     _warn_truncation(traj, truncation_tol)
     return traj
+
+
+def _classical_view(spec: Spec) -> Spec:
+    """The spec with everything the classical flow does not use made canonical.
+
+    Sizes (cutoffs, spin lengths), the quantum initial state and the battery
+    spectrum are static data that would force a recompilation for every
+    ``N``; the classical Hamiltonian depends on none of them, so one compiled
+    flow serves every size.
+    """
+    from .operators import Boson, Spin
+
+    space = tuple((name, Boson(1) if dof.classical_size == 2 else Spin(1)) if dof.classical_size else (name, dof)
+                  for name, dof in spec.space)
+    return Spec(space=space, charger=spec.charger, battery=spec.battery, coupling=spec.coupling,
+                battery_dofs=spec.battery_dofs, initial=(), classical_initial=spec.classical_initial,
+                energy_bound=spec.energy_bound)
 
 
 def _warn_truncation(traj: Trajectory, tol: float):

@@ -73,9 +73,16 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
             ``energy``, ``d_energy``, ``d2_energy``).
         newton_steps: Newton iterations (quadratic convergence from the grid
             point; 12 is far more than needed).
-        warn: warn when the maximum is at the end of the grid or not certified.
+        warn: warn when the maximum is at the end of the grid.
     """
-    ts, E, dE, d2E = traj.ts, traj.energy, traj.d_energy, traj.d2_energy
+    out = _max_power(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, traj.energy_bound, newton_steps)
+    if warn and not isinstance(out.power, jax.core.Tracer) and out.power.ndim == 0 and bool(out.at_boundary):
+        warnings.warn("maximum power at the end of the time grid: increase t_max", stacklevel=2)
+    return out
+
+
+@eqx.filter_jit
+def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int) -> MaxPower:
     n = ts.shape[0]
     P = jnp.where(ts > 0, E / jnp.where(ts > 0, ts, 1.0), -jnp.inf)
     i = jnp.argmax(P)
@@ -105,10 +112,7 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
     energy = jnp.where(better, e_tau, E[i])
     power = energy / tau
     at_boundary = (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
-    certified = ts[-1] * power >= traj.energy_bound * (1 - 1e-12)
-    if warn and not isinstance(power, jax.core.Tracer) and power.ndim == 0:
-        if bool(at_boundary):
-            warnings.warn("maximum power at the end of the time grid: increase t_max", stacklevel=2)
+    certified = ts[-1] * power >= energy_bound * (1 - 1e-12)
     return MaxPower(power, tau, energy, at_boundary, certified)
 
 

@@ -191,6 +191,10 @@ class AbstractBattery(eqx.Module):
     def time_scale(self) -> Array:
         """A natural time scale of charging (sets default ``t_max``)."""
 
+    def default_num_times(self) -> int:
+        """Grid points for the default window (enough to resolve the fastest beat)."""
+        return 401
+
     @property
     @abc.abstractmethod
     def name(self) -> str:

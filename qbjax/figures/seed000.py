@@ -1,0 +1,126 @@
+"""Seed 000 (Andolina et al., PRB 99, 205437): Gamma and R for the three batteries.
+
+Each function computes a figure's data with qbjax, writes ``<name>.png`` and
+``<name>.json`` into ``out`` and returns a summary dict.  ``quick=True``
+uses small sizes (for tests and the demo).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..analysis import model_max_power
+from ..charging import TruncationWarning, charge, time_grid
+from ..models import DickeBattery, OscillatorBattery, SpinBattery
+from ._io import outdir, progress, save
+
+
+def gammas(factory, ns, verbose=True, desc="N"):
+    """``Gamma_qu``, ``Gamma_cl`` and ``R`` for ``factory(n)`` over ``ns``."""
+    one = factory(1)
+    p1 = {c: model_max_power(one, classical=c) for c in (False, True)}
+    rows = []
+    for n in progress(ns, desc, verbose):
+        m = factory(n)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncationWarning)
+            pq = model_max_power(m)
+        pc = model_max_power(m, classical=True)
+        gq = float(pq.power / (n * p1[False].power))
+        gc = float(pc.power / (n * p1[True].power))
+        rows.append({"n": int(n), "gamma_quantum": gq, "gamma_classical": gc, "ratio": gq / gc,
+                     "tau_quantum": float(pq.time), "tau_classical": float(pc.time),
+                     "truncation_warning": bool(caught)})
+    return rows
+
+
+def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2):
+    """Oscillator battery: E_B(t) quantum, classical and Eq. 10; Gamma = sqrt(N) (Eq. 11, 15)."""
+    out = outdir(out)
+    ns = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16, 32, 64]
+    rows = gammas(lambda n: OscillatorBattery(n, g, 1.0), ns, verbose, "oscillator N")
+    m = OscillatorBattery(4, g, 1.0)
+    ts = time_grid(m)
+    eq, ec = charge(m, ts).energy, charge(m, ts, classical=True).energy
+    exact = 4 * np.sin(g * 2 * np.asarray(ts)) ** 2
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(ts, eq, label="quantum")
+    ax[0].plot(ts, ec, "--", label="classical")
+    ax[0].plot(ts, exact, ":", label="Eq. 10")
+    ax[0].set(xlabel="t", ylabel="E_B (N=4)", title="oscillators: charging")
+    ax[0].legend()
+    n = np.array([r["n"] for r in rows])
+    ax[1].loglog(n, [r["gamma_quantum"] for r in rows], "o", label="quantum")
+    ax[1].loglog(n, [r["gamma_classical"] for r in rows], "x", label="classical")
+    ax[1].loglog(n, np.sqrt(n), "k--", label="sqrt(N)")
+    ax[1].set(xlabel="N", ylabel="Gamma", title="oscillators: R = 1")
+    ax[1].legend()
+    data = {"g": g, "rows": rows, "max_abs_error_eq10": float(np.max(np.abs(np.asarray(eq) - exact)))}
+    return {"figure": "oscillator", **save(fig, data, out, "oscillator"), "rows": rows}
+
+
+def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2):
+    """Fig. 2: spin battery, Gamma_qu ~ 0.25 N, Gamma_cl = N, R(N)."""
+    out = outdir(out)
+    ns = [1, 2, 4, 8] if quick else [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    rows = gammas(lambda n: SpinBattery(n, g, 1.0), ns, verbose, "fig2 N")
+    n = np.array([r["n"] for r in rows])
+    gq = np.array([r["gamma_quantum"] for r in rows])
+    gc = np.array([r["gamma_classical"] for r in rows])
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
+    ax[0].loglog(n, gq, "o")
+    ax[0].loglog(n, 0.25 * n, "k--", label="0.25 N")
+    ax[0].set(xlabel="N", ylabel="Gamma_qu", title="(a) quantum")
+    ax[1].loglog(n, gc, "s")
+    ax[1].loglog(n, n, "k--", label="N")
+    ax[1].set(xlabel="N", ylabel="Gamma_cl", title=f"(b) classical (tilt {SpinBattery().tilt:.0e})")
+    ax[2].semilogx(n, gq / gc, "o-")
+    ax[2].axhline(0.25, color="k", ls="--")
+    ax[2].set(xlabel="N", ylabel="R", title="(c) R = Gamma_qu / Gamma_cl")
+    for a in ax[:2]:
+        a.legend()
+    data = {"g": g, "tilt": float(SpinBattery().tilt), "rows": rows}
+    return {"figure": "fig2", **save(fig, data, out, "fig2"), "rows": rows}
+
+
+def fig3(out="qbjax-figures", quick=False, verbose=True):
+    """Fig. 3: Dicke battery, Gamma_qu and Gamma_cl ~ sqrt(N), R(N), R(g) at N = 50."""
+    out = outdir(out)
+    gs = [0.01, 0.5, 2.0]
+    ns = [1, 2, 4] if quick else [1, 2, 4, 8, 16, 32, 50]
+    n_r = 4 if quick else 50
+    g_sweep = np.linspace(0.1, 2.0, 4) if quick else np.array(
+        [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0])
+    by_g = {}
+    for g in gs:
+        by_g[str(g)] = gammas(lambda n, g=g: DickeBattery(n, g, 1.0), ns, verbose, f"fig3 g={g}")
+    r_of_g = []
+    for g in progress(g_sweep, f"fig3d N={n_r}", verbose):
+        row = gammas(lambda n, g=g: DickeBattery(n, float(g), 1.0), [n_r], False)[0]
+        r_of_g.append({"g": float(g), **row})
+    fig, ax = plt.subplots(2, 2, figsize=(10, 7))
+    for g, marker in zip(gs, "o^s"):
+        rows = by_g[str(g)]
+        n = np.array([r["n"] for r in rows])
+        ax[0, 0].loglog(n, [r["gamma_quantum"] for r in rows], marker, label=f"g={g}")
+        ax[0, 1].loglog(n, [r["gamma_classical"] for r in rows], marker, label=f"g={g}")
+        ax[1, 0].semilogx(n, [r["ratio"] for r in rows], marker + "-", label=f"g={g}")
+    n = np.array(ns, dtype=float)
+    for a in ax[0]:
+        a.loglog(n, np.sqrt(n), "k--", label="sqrt(N)")
+        a.set(xlabel="N")
+        a.legend()
+    ax[0, 0].set(ylabel="Gamma_qu", title="(a) quantum")
+    ax[0, 1].set(ylabel="Gamma_cl", title="(b) classical")
+    ax[1, 0].axhline(1, color="k", lw=0.5)
+    ax[1, 0].set(xlabel="N", ylabel="R", title="(c) R(N)")
+    ax[1, 0].legend()
+    ax[1, 1].plot([r["g"] for r in r_of_g], [r["ratio"] for r in r_of_g], "o-")
+    ax[1, 1].axhline(1, color="k", lw=0.5)
+    ax[1, 1].set(xlabel="g / omega0", ylabel="R", title=f"(d) R(g), N = {n_r}")
+    fig.tight_layout()
+    data = {"gamma_vs_n": by_g, "ratio_vs_g": r_of_g, "n_ratio": n_r}
+    return {"figure": "fig3", **save(fig, data, out, "fig3"), "ratio_vs_g": r_of_g}
