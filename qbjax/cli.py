@@ -84,7 +84,7 @@ def _build(model: str, params: dict):
 
 
 def _base_parser(prog: str) -> _Parser:
-    p = _Parser(prog=prog, add_help=True)
+    p = _Parser(prog=prog, add_help=True, allow_abbrev=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 

@@ -1,0 +1,113 @@
+"""Dicke battery (seed 000, Sec. VI, Fig. 3)."""
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import qutip
+
+import qbjax as qb
+from qbjax import representation as rep
+from qbjax.dynamics import hamilton_flow
+
+
+def qutip_dicke(n, g, w, cutoff, ts):
+    j = n / 2
+    a = qutip.tensor(qutip.destroy(cutoff), qutip.qeye(n + 1))
+    jx = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "x"))
+    jz = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "z"))
+    H = w * a.dag() * a + w * (jz + n / 2) + 2 * g * (a + a.dag()) * jx
+    psi0 = qutip.tensor(qutip.basis(cutoff, n), qutip.basis(n + 1, n))
+    res = qutip.sesolve(H, psi0, np.asarray(ts), e_ops=[w * (jz + n / 2)], options={"atol": 1e-12, "rtol": 1e-12})
+    return res.expect[0]
+
+
+@pytest.mark.parametrize("n,g", [(1, 0.5), (4, 0.3), (6, 1.0)])
+def test_against_qutip(n, g):
+    m = qb.DickeBattery(n, g, 1.0)
+    ts = qb.time_grid(m, num_times=81)
+    tr = qb.charge(m, ts)
+    np.testing.assert_allclose(tr.energy, qutip_dicke(n, g, 1.0, m.cutoff, ts), atol=1e-8 * n)
+
+
+def test_spectral_and_ode_agree():
+    m = qb.DickeBattery(5, 0.5, 1.0)
+    ts = qb.time_grid(m, num_times=101)
+    a = qb.charge(m, ts, method="spectral")
+    b = qb.charge(m, ts, method="ode")
+    np.testing.assert_allclose(a.energy, b.energy, atol=1e-8 * 5)
+    np.testing.assert_allclose(a.d_energy, b.d_energy, atol=1e-6)
+    np.testing.assert_allclose(a.variance, b.variance, atol=1e-7)
+
+
+def test_cutoff_convergence_and_warning():
+    n, g = 4, 0.5
+    ts = qb.time_grid(qb.DickeBattery(n, g, 1.0), num_times=101)
+    ref = qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=120), ts).energy
+    auto = qb.DickeBattery(n, g, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", qb.TruncationWarning)
+        tr = qb.charge(auto, ts)
+    np.testing.assert_allclose(tr.energy, ref, atol=1e-9)
+    assert float(tr.top_population.max()) < 1e-10
+    errors = []
+    for cutoff in (8, 12, 20, 30):
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            errors.append(float(jnp.max(jnp.abs(qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=cutoff), ts).energy - ref))))
+    assert errors[-1] < errors[0] and errors[-1] < 1e-2
+    with pytest.warns(qb.TruncationWarning, match="highest kept Fock level"):
+        qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=8), ts)
+
+
+def test_cutoff_below_initial_state_rejected():
+    with pytest.raises(ValueError, match="cutoff must be > n"):
+        qb.DickeBattery(10, 0.5, 1.0, cutoff=10)
+
+
+def test_classical_energy_conservation_and_printed_eq24():
+    n, g, w = 4, 0.5, 1.0
+    m = qb.DickeBattery(n, g, w)
+    spec = m.spec()
+    h = rep.classical_hamiltonian(spec.space, spec.charger + spec.battery + spec.coupling)
+    ts = qb.time_grid(m, num_times=101)
+    xs = hamilton_flow(h, rep.classical_kinds(spec.space), rep.classical_state(spec), ts)
+    energies = np.array([h(x) for x in xs])
+    np.testing.assert_allclose(energies, energies[0], rtol=1e-9)
+    # Our classical H matches Eq. 23 term by term.
+    q, p, s = xs[7][0], xs[7][1], xs[7][2:]
+    theta, phi = np.arccos(s[2] / (n / 2)), np.arctan2(s[1], s[0])
+    eq23 = w / 2 * (p**2 + q**2) + n * w * (np.cos(theta) + 1) / 2 + g * np.sqrt(2) * n * q * np.sin(theta) * np.cos(phi)
+    np.testing.assert_allclose(h(xs[7]), eq23, rtol=1e-9)  # |S| drifts ~1e-11 under the integrator
+
+    # Eq. 24 as printed (dp/dt carries a spurious q factor) does not conserve Eq. 23's energy.
+    def printed(x):
+        q, p, c, ph = x
+        s = np.sqrt(max(1 - c * c, 1e-300))
+        return np.array([w * p, -w * q - np.sqrt(2) * n * g * q * s * np.cos(ph),
+                         2 * np.sqrt(2) * g * q * s * np.sin(ph), w - 2 * np.sqrt(2) * g * q * np.cos(ph) * c / s])
+
+    def energy(x):
+        q, p, c, ph = x
+        return w / 2 * (p * p + q * q) + n * w * (c + 1) / 2 + g * np.sqrt(2) * n * q * np.sqrt(1 - c * c) * np.cos(ph)
+
+    x = np.array([np.sqrt(n), np.sqrt(n), -0.9, 0.3])
+    dE = np.dot(np.array([_num_grad(energy, x, k) for k in range(4)])[[1, 0, 3, 2]] * np.array([1, 1, 1, 1]),
+                printed(x)[[1, 0, 3, 2]])
+    # the exact flow has dE/dt = 0 for any point; the printed one does not
+    assert abs(dE) > 1e-3
+
+
+def _num_grad(f, x, k, h=1e-6):
+    e = np.zeros_like(x)
+    e[k] = h
+    return (f(x + e) - f(x - e)) / (2 * h)
+
+
+def test_classical_gamma_scaling_and_ratio_window():
+    from qbjax.analysis import advantage
+
+    adv = advantage(qb.DickeBattery(8, 0.5, 1.0))
+    assert 1.5 < adv["quantum"]["gamma"] < 3.0
+    assert 1.5 < adv["classical"]["gamma"] < 3.0
