@@ -125,4 +125,7 @@ class DickeBattery(AbstractBattery):
             periods = float(jnp.max(self.default_t_max() * self.omega0)) / (2 * math.pi)
         except Exception:  # traced parameters
             return 401
-        return max(401, int(24 * periods) + 1)
+        # rounded up to 400 * 2^k + 1 points so that nearby couplings share a compiled grid shape
+        need = 24 * periods
+        k = max(0, math.ceil(math.log2(max(need, 1.0) / 400)))
+        return 400 * 2**k + 1
