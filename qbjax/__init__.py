@@ -11,6 +11,8 @@ from .charging import (  # noqa: E402
     PiecewiseConstant as PiecewiseConstant,
     Trajectory as Trajectory,
     TruncationWarning as TruncationWarning,
+    battery_ergotropy as battery_ergotropy,
+    battery_state as battery_state,
     charge as charge,
     time_grid as time_grid,
 )

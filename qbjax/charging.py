@@ -39,7 +39,7 @@ from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .model import AbstractBattery, Spec
 
-__all__ = ["Trajectory", "charge", "PiecewiseConstant", "TruncationWarning", "SPECTRAL_MAX_DIM", "time_grid"]
+__all__ = ["Trajectory", "charge", "battery_state", "battery_ergotropy", "battery_hamiltonian", "PiecewiseConstant", "TruncationWarning", "SPECTRAL_MAX_DIM", "time_grid"]
 
 #: Largest dense block diagonalised by the default ``"auto"`` method.
 SPECTRAL_MAX_DIM = 3000
@@ -351,3 +351,60 @@ def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     E, dE, d2E = jax.vmap(moments)(xs, lam_t)
     return Trajectory(ts, _finite(E, "energy"), dE, d2E, jnp.zeros_like(E), jnp.zeros(0), _bound(spec),
                       "classical", "hamilton")
+
+
+def battery_state(model: AbstractBattery | Spec, t) -> Array:
+    """The battery's reduced density matrix at time ``t`` (closed quantum dynamics).
+
+    The global state is evolved exactly (dense spectral block, or matrix-free
+    ODE for large spaces) and the charger dofs are traced out.  Returned on
+    the battery dofs' product basis (dimension ``prod`` of their dims).
+    """
+    spec = model.spec() if isinstance(model, AbstractBattery) else model
+    if spec.dissipators:
+        raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
+    return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), _resolve_method(spec, "auto", False, None))
+
+
+@eqx.filter_jit
+def _battery_state_jit(spec: Spec, t, method: str):
+    ts = jnp.stack([jnp.zeros_like(t), t])
+    if method == "spectral":
+        b = rep.basis(spec)
+        H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
+        w, V = jnp.linalg.eigh(H)
+        psi = V @ (jnp.exp(-1j * w * t) * (V.conj().T @ rep.initial_vector(spec, b)))
+        full = b.embed(psi)
+    else:
+        H = rep.MatrixFree(spec.space, spec.charger + spec.battery + spec.coupling)
+        psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
+        full = sesolve(lambda s, x, a: H(x), psi0, ts, options=ODEOptions(rtol=1e-12, atol=1e-12))[-1]
+    keep = [i for i, n in enumerate(spec.names) if n in spec.battery_dofs]
+    rest = [i for i in range(len(spec.dims)) if i not in keep]
+    x = jnp.transpose(full, keep + rest).reshape(math.prod(spec.dims[i] for i in keep), -1)
+    return x @ x.conj().T
+
+
+def battery_hamiltonian(spec: Spec) -> Array:
+    """``H_B`` as a dense matrix on the battery dofs' product basis."""
+    sub = tuple((n, d) for n, d in spec.space if n in spec.battery_dofs)
+    b = rep.Basis(sub, np.arange(math.prod(d.dim for _, d in sub)), (tuple(d.dim for _, d in sub), None, None))
+    return rep.dense(sub, spec.battery, b)
+
+
+def battery_ergotropy(model: AbstractBattery | Spec, t, *, physical: bool = True) -> Array:
+    """Ergotropy of the battery's reduced state at ``t``.
+
+    With ``physical=True`` the passive state may use the whole physical
+    battery (the spec's ``battery_levels`` / ``battery_degeneracies``, for
+    example all ``2^N`` states of ``N`` qubits simulated in the symmetric
+    sector); with ``False`` only the simulated battery space.
+    """
+    from .metrics import ergotropy
+
+    spec = model.spec() if isinstance(model, AbstractBattery) else model
+    rho = battery_state(spec, t)
+    hb = battery_hamiltonian(spec)
+    if physical and spec.battery_levels is not None:
+        return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
+    return ergotropy(rho, hb)

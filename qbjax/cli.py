@@ -165,6 +165,11 @@ def cmd_charge(argv):
         "method": traj.method,
     }
     out["params"]["t_max"] = float(ts[-1])
+    if not args.classical:
+        from .charging import battery_ergotropy
+
+        out["ergotropy_at_max_power"] = float(battery_ergotropy(model, mp.time))
+        out["ergotropy_at_max_power_sector"] = float(battery_ergotropy(model, mp.time, physical=False))
     if traj.top_population.size:
         out["top_fock_population"] = float(traj.top_population.max())
     if args.grad:
@@ -203,7 +208,7 @@ def cmd_demo(argv):
     args = p.parse_args(argv)
     from .figures import demo
 
-    return demo.run(args.out, quick=args.quick, verbose=not args.json)
+    return demo.run(args.out, quick=args.quick, verbose=True, table=not args.json)
 
 
 def cmd_reproduce(argv):
@@ -218,7 +223,7 @@ def cmd_reproduce(argv):
         return {"figures": {k: v.__doc__.strip().splitlines()[0] for k, v in FIGURES.items()}}
     if args.figure not in FIGURES:
         raise UsageError(f"unknown figure {args.figure!r}; allowed: {', '.join(FIGURES)}")
-    return FIGURES[args.figure](args.out, quick=args.quick, verbose=not args.json)
+    return FIGURES[args.figure](args.out, quick=args.quick, verbose=True)  # progress on stderr
 
 
 COMMANDS = {"charge": cmd_charge, "advantage": cmd_advantage, "demo": cmd_demo, "reproduce": cmd_reproduce}

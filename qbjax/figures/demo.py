@@ -14,7 +14,7 @@ from . import seed000
 from ._io import outdir
 
 
-def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True) -> dict:
+def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True, table: bool = True) -> dict:
     out = outdir(out)
     start = time.time()
     osc = seed000.oscillator(out, quick=True, verbose=verbose)
@@ -33,7 +33,7 @@ def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True) ->
     report = os.path.join(out, "report.md")
     with open(report, "w") as f:
         f.write("\n".join(lines) + "\n")
-    if verbose:
+    if table:
         print("\n".join(lines))
         print(f"\nreport written to {out}")
     return {"report": report, "folder": out, "figures": [x["png"] for x in (osc, spins, dicke)],
