@@ -238,7 +238,9 @@ def _finite(x, what: str):
 def _spectral(spec: Spec, ts) -> Trajectory:
     b = rep.basis(spec)
     H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
-    B = rep.dense(spec.space, spec.battery, b)
+    B = rep.dense_diagonal(spec.space, spec.battery, b)
+    if B is None:
+        B = rep.dense(spec.space, spec.battery, b)
     psi0 = rep.initial_vector(spec, b)
     masks = _boson_top_masks(spec, b)
     E, dE, d2E, var, top = spectral_moments(H, B, psi0, ts, masks=tuple(masks))

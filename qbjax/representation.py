@@ -180,6 +180,23 @@ def dense(spec_space, terms: tuple[Term, ...], b: Basis, dtype=jnp.complex128):
     return out
 
 
+def dense_diagonal(space, terms: tuple[Term, ...], b: Basis, dtype=jnp.complex128):
+    """The diagonal ``(dim,)`` of an operator whose every factor is diagonal, else ``None``."""
+    diags = []
+    for t in terms:
+        local = _local_matrices(space, t.factors)
+        if any(m is not None and np.count_nonzero(m - np.diag(np.diagonal(m))) for m in local):
+            return None
+        full = np.ones(1)
+        for (_, dof), m in zip(space, local):
+            full = np.kron(full, np.ones(dof.dim) if m is None else np.diagonal(m))
+        diags.append((t.coeff, full[b.indices]))
+    out = jnp.zeros(b.dim, dtype)
+    for c, d in diags:
+        out = out + c.astype(dtype) * jnp.asarray(d, dtype)
+    return out
+
+
 def initial_vector(spec: Spec, b: Basis, dtype=jnp.complex128):
     """The initial product state as a vector on basis ``b``."""
     flat = int(np.ravel_multi_index(spec.initial_indices(), spec.dims))
