@@ -7,33 +7,32 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from .charging import (  # noqa: E402
-    PiecewiseConstant as PiecewiseConstant,
-    Trajectory as Trajectory,
-    TruncationWarning as TruncationWarning,
-    battery_ergotropy as battery_ergotropy,
-    battery_state as battery_state,
-    charge as charge,
-    time_grid as time_grid,
-)
-from .dynamics import ODEOptions as ODEOptions  # noqa: E402
-from .metrics import (  # noqa: E402
-    MaxPower as MaxPower,
-    collective_advantage as collective_advantage,
-    ergotropy as ergotropy,
-    max_power as max_power,
-    passive_energy as passive_energy,
-)
-from .model import (  # noqa: E402
-    AbstractBattery as AbstractBattery,
-    Charge as Charge,
-    Dissipator as Dissipator,
-    Spec as Spec,
-    Term as Term,
-    term as term,
-)
-from .models import MODELS as MODELS, DickeBattery as DickeBattery  # noqa: E402
-from .models import OscillatorBattery as OscillatorBattery, SpinBattery as SpinBattery  # noqa: E402
-from .operators import Boson as Boson, Levels as Levels, Qubit as Qubit, Spin as Spin  # noqa: E402
+from .charging import PiecewiseConstant as PiecewiseConstant
+from .charging import Trajectory as Trajectory
+from .charging import TruncationWarning as TruncationWarning
+from .charging import battery_ergotropy as battery_ergotropy
+from .charging import battery_state as battery_state
+from .charging import charge as charge
+from .charging import time_grid as time_grid
+from .dynamics import ODEOptions as ODEOptions
+from .metrics import MaxPower as MaxPower
+from .metrics import collective_advantage as collective_advantage
+from .metrics import ergotropy as ergotropy
+from .metrics import max_power as max_power
+from .metrics import passive_energy as passive_energy
+from .model import AbstractBattery as AbstractBattery
+from .model import Charge as Charge
+from .model import Dissipator as Dissipator
+from .model import Spec as Spec
+from .model import Term as Term
+from .model import term as term
+from .models import MODELS as MODELS
+from .models import DickeBattery as DickeBattery
+from .models import OscillatorBattery as OscillatorBattery
+from .models import SpinBattery as SpinBattery
+from .operators import Boson as Boson
+from .operators import Levels as Levels
+from .operators import Qubit as Qubit
+from .operators import Spin as Spin
 
 __version__ = "0.1.0"

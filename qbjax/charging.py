@@ -39,7 +39,17 @@ from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .model import AbstractBattery, Spec
 
-__all__ = ["Trajectory", "charge", "battery_state", "battery_ergotropy", "battery_hamiltonian", "PiecewiseConstant", "TruncationWarning", "SPECTRAL_MAX_DIM", "time_grid"]
+__all__ = [
+    "Trajectory",
+    "charge",
+    "battery_state",
+    "battery_ergotropy",
+    "battery_hamiltonian",
+    "PiecewiseConstant",
+    "TruncationWarning",
+    "SPECTRAL_MAX_DIM",
+    "time_grid",
+]
 
 #: Largest dense block diagonalised by the default ``"auto"`` method.
 SPECTRAL_MAX_DIM = 3000
@@ -244,7 +254,8 @@ def _spectral(spec: Spec, ts) -> Trajectory:
     psi0 = rep.initial_vector(spec, b)
     masks = _boson_top_masks(spec, b)
     E, dE, d2E, var, top = spectral_moments(H, B, psi0, ts, masks=tuple(masks))
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, jnp.max(top, axis=-1), _bound(spec), "quantum", "spectral")
+    top = jnp.max(top, axis=-1)
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "spectral")
 
 
 def _bound(spec: Spec):
@@ -264,7 +275,7 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Traj
         H0m = rep.dense(spec.space, static_terms, b)
         HIm = rep.dense(spec.space, spec.coupling, b)
         Bm = rep.dense(spec.space, spec.battery, b)
-        H0, HI, Bop = (lambda m: (lambda x: m @ x))(H0m), (lambda m: (lambda x: m @ x))(HIm), (lambda m: (lambda x: m @ x))(Bm)
+        H0, HI, Bop = (_matmul(m) for m in (H0m, HIm, Bm))
         psi0 = rep.initial_vector(spec, b)
         masks = _boson_top_masks(spec, b)
         top_of = lambda psi: jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks]) if masks else jnp.zeros(0)  # noqa: E731
@@ -286,6 +297,10 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Traj
     top = jax.vmap(top_of)(psis)
     return Trajectory(ts, _finite(E[:, 0], "energy"), dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
                       _bound(spec), "quantum", "ode" if matrix_free else "dense-ode")
+
+
+def _matmul(m):
+    return lambda x: m @ x
 
 
 def _tensor_top(spec: Spec):

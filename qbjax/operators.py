@@ -217,7 +217,7 @@ class Levels(Dof):
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _boson_matrix(dim: int, name: str) -> np.ndarray:
     a = np.diag(np.sqrt(np.arange(1, dim, dtype=float)), 1)
     table = {
@@ -234,7 +234,7 @@ def _boson_matrix(dim: int, name: str) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spin_matrix(twoj: int, name: str) -> np.ndarray:
     j = twoj / 2
     m = np.arange(twoj + 1) - j  # m = -j .. j

@@ -55,7 +55,8 @@ def test_cutoff_convergence_and_warning():
     for cutoff in (8, 12, 20, 30):
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            errors.append(float(jnp.max(jnp.abs(qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=cutoff), ts).energy - ref))))
+            energy = qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=cutoff), ts).energy
+            errors.append(float(jnp.max(jnp.abs(energy - ref))))
     assert errors[-1] < errors[0] and errors[-1] < 1e-2
     with pytest.warns(qb.TruncationWarning, match="highest kept Fock level"):
         qb.charge(qb.DickeBattery(n, g, 1.0, cutoff=8), ts)
@@ -78,7 +79,8 @@ def test_classical_energy_conservation_and_printed_eq24():
     # Our classical H matches Eq. 23 term by term.
     q, p, s = xs[7][0], xs[7][1], xs[7][2:]
     theta, phi = np.arccos(s[2] / (n / 2)), np.arctan2(s[1], s[0])
-    eq23 = w / 2 * (p**2 + q**2) + n * w * (np.cos(theta) + 1) / 2 + g * np.sqrt(2) * n * q * np.sin(theta) * np.cos(phi)
+    eq23 = (w / 2 * (p**2 + q**2) + n * w * (np.cos(theta) + 1) / 2
+            + g * np.sqrt(2) * n * q * np.sin(theta) * np.cos(phi))
     np.testing.assert_allclose(h(xs[7]), eq23, rtol=1e-9)  # |S| drifts ~1e-11 under the integrator
 
     # Eq. 24 as printed (dp/dt carries a spurious q factor) does not conserve Eq. 23's energy.

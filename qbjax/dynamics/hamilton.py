@@ -46,8 +46,8 @@ def hamilton_vector_field(h, kinds):
     return f
 
 
-def hamilton_flow(h, kinds, x0, ts, *, options: ODEOptions = ODEOptions(rtol=1e-11, atol=1e-11), switch=None, h_switched=None,
-                  jump_ts=None):
+def hamilton_flow(h, kinds, x0, ts, *, options: ODEOptions = ODEOptions(rtol=1e-11, atol=1e-11), switch=None,
+                  h_switched=None, jump_ts=None):
     """Phase-space points at ``ts`` under ``h`` (plus ``switch(t) * h_switched``)."""
     f0 = hamilton_vector_field(h, kinds)
     f1 = None if h_switched is None else hamilton_vector_field(h_switched, kinds)

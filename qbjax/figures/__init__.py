@@ -1,5 +1,7 @@
 """Reproduced paper figures: one module per paper; each writes PNG + JSON data."""
 
-from .seed000 import fig2 as _fig2, fig3 as _fig3, oscillator as _oscillator
+from .seed000 import fig2 as _fig2
+from .seed000 import fig3 as _fig3
+from .seed000 import oscillator as _oscillator
 
 FIGURES = {"oscillator": _oscillator, "fig2": _fig2, "fig3": _fig3}

@@ -24,12 +24,13 @@ def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True, ta
              "| model | N | Gamma quantum | Gamma classical | R |", "|---|---|---|---|---|"]
     for label, res in (("oscillator", osc), ("spins", spins)):
         for r in res["rows"]:
-            lines.append(f"| {label} | {r['n']} | {r['gamma_quantum']:.4f} | {r['gamma_classical']:.4f} | {r['ratio']:.4f} |")
+            lines.append(f"| {label} | {r['n']} | {r['gamma_quantum']:.4f} | {r['gamma_classical']:.4f} "
+                         f"| {r['ratio']:.4f} |")
     for r in dicke["ratio_vs_g"]:
         lines.append(f"| dicke g={r['g']:.2f} | {r['n']} | {r['gamma_quantum']:.4f} | {r['gamma_classical']:.4f} "
                      f"| {r['ratio']:.4f} |")
     lines += ["", "Figures: " + ", ".join(os.path.basename(x["png"]) for x in (osc, spins, dicke)),
-              f"", f"Runtime: {time.time() - start:.1f} s"]
+              "", f"Runtime: {time.time() - start:.1f} s"]
     report = os.path.join(out, "report.md")
     with open(report, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,6 +1,7 @@
 """The batteries of the seed papers, by CLI name."""
 
-from .dicke import DickeBattery as DickeBattery, default_cutoff as default_cutoff
+from .dicke import DickeBattery as DickeBattery
+from .dicke import default_cutoff as default_cutoff
 from .oscillators import OscillatorBattery as OscillatorBattery
 from .spins import SpinBattery as SpinBattery
 

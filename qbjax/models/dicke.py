@@ -32,8 +32,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ..model import AbstractBattery, Charge, Spec, term
-from ..operators import Boson
-from ..operators import Spin
+from ..operators import Boson, Spin
 from ._common import ParameterError, binomial_levels, check_real, check_size
 
 
