@@ -7,9 +7,24 @@ import sys
 import pytest
 
 
+from qbjax.cli import main
+
+
 def run(*args):
-    p = subprocess.run([sys.executable, "-m", "qbjax.cli", *args], capture_output=True, text=True, timeout=600)
-    return p.returncode, p.stdout, p.stderr
+    """In-process (shares compiled code across tests); see test_entry_point for the real command."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_entry_point():
+    p = subprocess.run([sys.executable, "-m", "qbjax.cli", "charge", "dicke", "--n", "-1", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_advantage_oscillator_16():
@@ -22,14 +37,16 @@ def test_advantage_oscillator_16():
 
 
 def test_charge_keys_and_grad():
-    code, out, err = run("charge", "spins", "--n", "3", "--classical", "--grad", "g", "--json")
+    code, out, err = run("charge", "spins", "--n", "3", "--grad", "g", "--grad", "omega0", "--json")
     assert code == 0, err
     data = json.loads(out)
     for key in ("model", "dynamics", "params", "max_power", "optimal_time", "energy_at_max_power", "grad"):
         assert key in data
-    assert data["dynamics"] == "classical" and data["params"]["tilt"] == 0.01
-    assert set(data["grad"]) == {"g"}
+    assert data["dynamics"] == "quantum" and set(data["grad"]) == {"g", "omega0"}
     assert out.count("\n") == 1  # exactly one JSON object
+    code, out, err = run("charge", "spins", "--n", "3", "--classical", "--json")
+    data = json.loads(out)
+    assert data["dynamics"] == "classical" and data["params"]["tilt"] == 0.01
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -20,8 +20,7 @@ def fd(model, name, ts, h, **kw):
     (qb.SpinBattery(3, 0.3, 1.0), {}),
     (qb.DickeBattery(3, 0.5, 1.0), {}),
     (qb.DickeBattery(2, 0.5, 1.0), {"classical": True}),
-    (qb.SpinBattery(2, 0.3, 1.0, tilt=0.2), {"classical": True}),
-], ids=["oscillator", "spins", "dicke", "dicke-classical", "spins-classical"])
+], ids=["oscillator", "spins", "dicke", "dicke-classical"])
 def test_grad_vs_finite_differences(model, kw):
     ts = qb.time_grid(model)
     params = ["g", "omega0"]

@@ -8,7 +8,7 @@ import qbjax as qb
 from qbjax.dynamics import mesolve
 
 
-def damped_dicke_spec(n=2, g=0.4, kappa=0.3, gamma=0.1, cutoff=14):
+def damped_dicke_spec(n=2, g=0.4, kappa=0.3, gamma=0.1, cutoff=18):
     m = qb.DickeBattery(n, g, 1.0, cutoff=cutoff)
     spec = m.spec()
     import equinox as eqx
@@ -34,7 +34,7 @@ def test_trace_hermiticity_positivity():
 
 
 def test_against_qutip_mesolve():
-    n, g, kappa, gamma, cutoff = 2, 0.4, 0.3, 0.1, 14
+    n, g, kappa, gamma, cutoff = 2, 0.4, 0.3, 0.1, 18
     spec, _ = damped_dicke_spec(n, g, kappa, gamma, cutoff)
     ts = jnp.linspace(0, 6.0, 31)
     tr = qb.charge(spec, ts)
