@@ -126,7 +126,9 @@ def _max_power_record(mp) -> dict:
 
 def _all_params(model, args) -> dict:
     out = dict(model.params())
-    out.update({"t_max": args.t_max, "num_times": args.num_times, "method": args.method})
+    t_max = float(model.default_t_max()) if args.t_max is None else args.t_max
+    num_times = model.default_num_times() if args.num_times is None else args.num_times
+    out.update({"t_max": t_max, "num_times": num_times, "method": args.method})
     return out
 
 
@@ -165,6 +167,7 @@ def cmd_charge(argv):
         "method": traj.method,
     }
     out["params"]["t_max"] = float(ts[-1])
+    out["params"]["num_times"] = int(ts.shape[0])
     if not args.classical:
         from .charging import battery_ergotropy
 
