@@ -17,9 +17,15 @@ from ._io import outdir
 def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True, table: bool = True) -> dict:
     out = outdir(out)
     start = time.time()
-    osc = seed000.oscillator(out, quick=True, verbose=verbose)
-    spins = seed000.fig2(out, quick=quick, verbose=verbose) if quick else _spins_demo(out, verbose)
-    dicke = seed000.fig3(out, quick=True, verbose=verbose)
+    if quick:  # tests
+        osc = seed000.oscillator(out, quick=True, verbose=verbose)
+        spins = seed000.fig2(out, quick=True, verbose=verbose)
+        dicke = seed000.fig3(out, quick=True, verbose=verbose)
+    else:  # a few minutes on a laptop CPU
+        osc = seed000.oscillator(out, verbose=verbose, ns=[1, 4, 16, 64])
+        spins = seed000.fig2(out, verbose=verbose, ns=[1, 2, 4, 8, 16, 32, 64, 128])
+        dicke = seed000.fig3(out, verbose=verbose, ns=[1, 2, 4, 8, 12], n_r=12,
+                             g_sweep=[0.1, 0.3, 0.5, 0.7, 1.0, 2.0])
     lines = ["# qbjax demo: quantum versus classical many-body batteries (seed 000)", "",
              "| model | N | Gamma quantum | Gamma classical | R |", "|---|---|---|---|---|"]
     for label, res in (("oscillator", osc), ("spins", spins)):
@@ -40,8 +46,3 @@ def run(out: str = "qbjax-report", quick: bool = False, verbose: bool = True, ta
     return {"report": report, "folder": out, "figures": [x["png"] for x in (osc, spins, dicke)],
             "seconds": time.time() - start}
 
-
-def _spins_demo(out, verbose):
-    import matplotlib.pyplot as plt  # noqa: F401  (backend set in _io)
-
-    return seed000.fig2(out, quick=True, verbose=verbose)

@@ -37,10 +37,11 @@ def gammas(factory, ns, verbose=True, desc="N"):
     return rows
 
 
-def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2):
+def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     """Oscillator battery: E_B(t) quantum, classical and Eq. 10; Gamma = sqrt(N) (Eq. 11, 15)."""
     out = outdir(out)
-    ns = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16, 32, 64]
+    if ns is None:
+        ns = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16, 32, 64]
     rows = gammas(lambda n: OscillatorBattery(n, g, 1.0), ns, verbose, "oscillator N")
     m = OscillatorBattery(4, g, 1.0)
     ts = time_grid(m)
@@ -62,10 +63,11 @@ def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2):
     return {"figure": "oscillator", **save(fig, data, out, "oscillator"), "rows": rows}
 
 
-def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2):
+def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     """Fig. 2: spin battery, Gamma_qu ~ 0.25 N, Gamma_cl = N, R(N)."""
     out = outdir(out)
-    ns = [1, 2, 4, 8] if quick else [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    if ns is None:
+        ns = [1, 2, 4, 8] if quick else [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
     rows = gammas(lambda n: SpinBattery(n, g, 1.0), ns, verbose, "fig2 N")
     n = np.array([r["n"] for r in rows])
     gq = np.array([r["gamma_quantum"] for r in rows])
@@ -86,14 +88,17 @@ def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2):
     return {"figure": "fig2", **save(fig, data, out, "fig2"), "rows": rows}
 
 
-def fig3(out="qbjax-figures", quick=False, verbose=True):
+def fig3(out="qbjax-figures", quick=False, verbose=True, ns=None, n_r=None, g_sweep=None):
     """Fig. 3: Dicke battery, Gamma_qu and Gamma_cl ~ sqrt(N), R(N), R(g) at N = 50."""
     out = outdir(out)
     gs = [0.01, 0.5, 2.0]
-    ns = [1, 2, 4] if quick else [1, 2, 4, 8, 16, 32, 50]
-    n_r = 4 if quick else 50
-    g_sweep = np.linspace(0.1, 2.0, 4) if quick else np.array(
-        [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0])
+    if ns is None:
+        ns = [1, 2, 4] if quick else [1, 2, 4, 8, 16, 32, 50]
+    if n_r is None:
+        n_r = 4 if quick else 50
+    if g_sweep is None:
+        g_sweep = np.linspace(0.1, 2.0, 4) if quick else np.array(
+            [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0])
     by_g = {}
     for g in gs:
         by_g[str(g)] = gammas(lambda n, g=g: DickeBattery(n, g, 1.0), ns, verbose, f"fig3 g={g}")
