@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-
 from qbjax.cli import main
 
 
