@@ -10,8 +10,12 @@ Methods (``method=``):
 ``"spectral"``  dense, time-independent ``H``: diagonalised once, every time
                 exact.  Default when the (symmetry-reduced) dimension is at
                 most :data:`SPECTRAL_MAX_DIM` and no switching function is given.
+``"chebyshev"`` matrix-free Chebyshev expansion with dense output
+                (:mod:`qbjax.dynamics.chebyshev`): exact to rounding for
+                large time-independent ``H`` on uniform grids; default above
+                :data:`SPECTRAL_MAX_DIM`.
 ``"ode"``       adaptive Runge-Kutta (diffrax) on a matrix-free operator:
-                large spaces, time-dependent switching ``lambda(t)``.
+                time-dependent switching ``lambda(t)``, traced parameters.
 ``"lindblad"``  dense density matrix, chosen whenever the spec has dissipators.
 ``classical``   Hamilton flow of the classical analog (``classical=True``).
 
@@ -35,6 +39,7 @@ from jaxtyping import Array, Float
 
 from . import representation as rep
 from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
+from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms
 from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .model import AbstractBattery, Spec
@@ -144,9 +149,11 @@ def _resolve_method(spec: Spec, method: str, classical: bool, switch) -> str:
         if switch is not None:
             return "ode"
         dim = rep.basis(spec).dim
-        return "spectral" if dim <= SPECTRAL_MAX_DIM else "ode"
-    if method not in ("spectral", "ode", "dense-ode"):
-        raise ValueError(f"method must be 'auto', 'spectral', 'ode' or 'dense-ode', got {method!r}")
+        return "spectral" if dim <= SPECTRAL_MAX_DIM else "chebyshev"
+    if method not in ("spectral", "chebyshev", "ode", "dense-ode"):
+        raise ValueError(f"method must be 'auto', 'spectral', 'chebyshev', 'ode' or 'dense-ode', got {method!r}")
+    if method == "chebyshev" and switch is not None:
+        raise ValueError("method='chebyshev' needs a time-independent H; use 'ode' with a switch")
     if method == "spectral" and switch is not None:
         raise ValueError("method='spectral' needs a time-independent H; use 'ode' with a switch")
     return method
@@ -192,9 +199,56 @@ def charge(
         options = ODEOptions(rtol=1e-12, atol=1e-12)
     if resolved == "classical":
         spec = _classical_view(spec)
+    if resolved == "chebyshev":
+        plan = _chebyshev_plan(spec, ts)
+        if plan is None:  # traced parameters or a non-uniform grid: adaptive steps instead
+            resolved = "ode"
+        else:
+            return _checked(_chebyshev_jit(spec, ts, *plan), truncation_tol)
     traj = _charge_jit(spec, ts, resolved, switch, options)
-    _warn_truncation(traj, truncation_tol)
+    return _checked(traj, truncation_tol)
+
+
+def _checked(traj: Trajectory, tol: float) -> Trajectory:
+    _warn_truncation(traj, tol)
     return traj
+
+
+#: Target Chebyshev argument per chunk, and memory cap of one chunk's vectors (bytes).
+_CHEB_Z, _CHEB_MEMORY = 60.0, 2**28
+
+
+def _chebyshev_plan(spec: Spec, ts):
+    """Static plan ``(coeffs, c, r, n_chunks)`` for :func:`chebyshev_moments`, or ``None``.
+
+    Needs concrete coefficients (for the spectral enclosure and the number
+    of terms) and a uniform grid from 0.
+    """
+    leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
+    if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
+        return None
+    t = np.asarray(ts)
+    n = t.shape[0] - 1
+    if n < 1 or t[0] != 0.0 or not np.allclose(np.diff(t), t[1], rtol=1e-12, atol=0):
+        return None
+    if rep.split_diagonal(spec.space, spec.battery)[1]:
+        return None  # H_B must be diagonal in the product basis
+    dt = float(t[1])
+    diag, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    d = np.asarray(rep.diagonal_tensor(spec.space, diag))
+    spread = rep.norm_bound(spec.space, off)
+    lo, hi = float(d.min()) - spread, float(d.max()) + spread
+    c, r = (hi + lo) / 2, max((hi - lo) / 2, 1e-300)
+    size = math.prod(spec.dims)
+    best = 1
+    for s in range(1, n + 1):
+        if n % s == 0 and r * s * dt <= max(_CHEB_Z, r * dt):
+            k = chebyshev_terms(r * s * dt)
+            if (k + 3) * size * 16 <= _CHEB_MEMORY:
+                best = s
+    K = chebyshev_terms(r * best * dt)
+    taus = dt * np.arange(1, best + 1)
+    return chebyshev_coefficients(c, r, taus, K), c, r, n // best
 
 
 def _classical_view(spec: Spec) -> Spec:
@@ -245,9 +299,41 @@ def _finite(x, what: str):
     return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"non-finite {what}: the dynamics diverged")
 
 
+@eqx.filter_jit
+def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int) -> Trajectory:
+    diag, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    D = rep.diagonal_tensor(spec.space, diag)
+    offdiag = rep.MatrixFree(spec.space, off)
+
+    def apply_H(x):
+        return D * x + offdiag(x)
+
+    b_diag = rep.diagonal_tensor(spec.space, spec.battery)
+    psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
+    masks = _tensor_masks(spec)
+    E, dE, d2E, var, top = chebyshev_moments(apply_H, b_diag, psi0, n_chunks, coeffs, c, r, masks)
+    top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
+
+
+def _tensor_masks(spec: Spec):
+    """Per truncated boson dof, a 0/1 tensor marking its top Fock level."""
+    from .operators import Boson
+
+    masks = []
+    for i, (_, d) in enumerate(spec.space):
+        if isinstance(d, Boson) and not rep.truncation_is_exact(spec, i):
+            shape = [1] * len(spec.dims)
+            shape[i] = d.dim
+            m = np.zeros(d.dim)
+            m[-1] = 1.0
+            masks.append(jnp.asarray(np.broadcast_to(m.reshape(shape), spec.dims)))
+    return tuple(masks)
+
+
 def _spectral(spec: Spec, ts) -> Trajectory:
     b = rep.basis(spec)
-    H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
+    H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b, dtype=None)
     B = rep.dense_diagonal(spec.space, spec.battery, b)
     if B is None:
         B = rep.dense(spec.space, spec.battery, b)

@@ -159,7 +159,9 @@ def _term_matrix(space, factors, basis_key) -> np.ndarray:
     full = sp.csr_matrix(np.ones((1, 1)))
     for d, m in zip(dims, _local_matrices(space, factors)):
         full = sp.kron(full, sp.identity(d) if m is None else sp.csr_matrix(m), format="csr")
-    block = full[indices][:, indices].toarray().astype(np.complex128)
+    block = full[indices][:, indices].toarray()
+    if np.iscomplexobj(block) and not np.any(block.imag):
+        block = block.real
     block.setflags(write=False)
     return block
 
@@ -170,10 +172,18 @@ def _operator_matrices(space, terms: tuple[Term, ...], b: Basis):
 
 
 def dense(spec_space, terms: tuple[Term, ...], b: Basis, dtype=jnp.complex128):
-    """``sum_k c_k M_k`` as a dense ``(dim, dim)`` array on basis ``b``."""
+    """``sum_k c_k M_k`` as a dense ``(dim, dim)`` array on basis ``b``.
+
+    ``dtype=None`` picks ``float64`` when every matrix and coefficient is real
+    (real symmetric eigensolvers are several times cheaper), else ``complex128``.
+    """
     if not terms:
-        return jnp.zeros((b.dim, b.dim), dtype)
+        return jnp.zeros((b.dim, b.dim), dtype or jnp.float64)
     mats = _operator_matrices(spec_space, terms, b)
+    if dtype is None:
+        real = all(not np.iscomplexobj(m) or not np.any(m.imag) for m in mats) and all(
+            not jnp.iscomplexobj(t.coeff) for t in terms)
+        dtype = jnp.float64 if real else jnp.complex128
     out = jnp.zeros((b.dim, b.dim), dtype)
     for t, m in zip(terms, mats):
         out = out + t.coeff.astype(dtype) * jnp.asarray(m, dtype)
@@ -204,6 +214,40 @@ def initial_vector(spec: Spec, b: Basis, dtype=jnp.complex128):
     if pos.size != 1:  # cannot happen: the block is chosen from the initial state
         raise ValueError("initial state not in the chosen basis block")
     return jnp.zeros(b.dim, dtype).at[int(pos[0])].set(1.0)
+
+
+def split_diagonal(space, terms: tuple[Term, ...]):
+    """``(diagonal terms, the rest)``: terms whose every factor is diagonal, and the others."""
+    diag, rest = [], []
+    for t in terms:
+        local = _local_matrices(space, t.factors)
+        is_diag = all(m is None or not np.count_nonzero(m - np.diag(np.diagonal(m))) for m in local)
+        (diag if is_diag else rest).append(t)
+    return tuple(diag), tuple(rest)
+
+
+def diagonal_tensor(space, terms: tuple[Term, ...], dtype=jnp.float64):
+    """The diagonal of a sum of diagonal terms as a tensor of shape ``dims``."""
+    dims = tuple(d.dim for _, d in space)
+    out = jnp.zeros(dims, dtype)
+    for t in terms:
+        vec = np.ones(())
+        for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
+            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.real(np.diagonal(m)))
+        out = out + jnp.real(t.coeff).astype(dtype) * jnp.asarray(vec, dtype)
+    return out
+
+
+def norm_bound(space, terms: tuple[Term, ...]) -> float:
+    """``sum |c| prod ||M_i||_2`` over terms: a rigorous bound of the operator norm (concrete values)."""
+    total = 0.0
+    for t in terms:
+        norm = abs(complex(np.asarray(t.coeff)))
+        for m in _local_matrices(space, t.factors):
+            if m is not None:
+                norm *= float(np.linalg.norm(m, 2))
+        total += norm
+    return total
 
 
 def _bands(m: np.ndarray, max_bands: int = 4):

@@ -115,3 +115,19 @@ def test_classical_gamma_scaling_and_ratio_window():
     assert 1.8 < adv["quantum"]["gamma"] < 2.2
     assert 1.8 < adv["classical"]["gamma"] < 2.2
     assert 0.95 < adv["ratio"] < 1.0
+
+
+def test_chebyshev_matches_spectral_to_rounding():
+    m = qb.DickeBattery(4, 0.5, 1.0, cutoff=50)
+    ts = qb.time_grid(m, num_times=201)
+    a = qb.charge(m, ts, method="spectral")
+    b = qb.charge(m, ts, method="chebyshev")
+    assert b.method == "chebyshev"
+    np.testing.assert_allclose(b.energy, a.energy, atol=1e-12)
+    np.testing.assert_allclose(b.d_energy, a.d_energy, atol=1e-11)
+    np.testing.assert_allclose(b.d2_energy, a.d2_energy, atol=1e-9)
+    np.testing.assert_allclose(b.variance, a.variance, atol=1e-11)
+    np.testing.assert_allclose(b.top_population, a.top_population, rtol=1e-6, atol=1e-14)
+    # a non-uniform grid falls back to adaptive steps
+    c = qb.charge(m, ts**1.01 / ts[-1] ** 0.01, method="chebyshev")
+    assert c.method == "ode"

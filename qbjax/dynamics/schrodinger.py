@@ -46,7 +46,9 @@ def spectral_moments(H, B, psi0, ts, masks=()):
     ``var = |X|^2 - E^2``.
     """
     w, V = jnp.linalg.eigh(H)
-    c = V.conj().T @ psi0
+    c = V.conj().T @ psi0.astype(jnp.result_type(V.dtype, psi0.dtype))
+    if B.ndim == 1 and not jnp.iscomplexobj(V):
+        B = jnp.real(B)
     Bt = (V.conj().T * B) @ V if B.ndim == 1 else V.conj().T @ B @ V
     phi = c[None, :] * jnp.exp(-1j * jnp.outer(ts, w))  # (T, d) in the eigenbasis
     wphi = phi * w
