@@ -258,7 +258,7 @@ def _bands(m: np.ndarray, max_bands: int = 4):
         return None
     bands = []
     for k in offsets:
-        v = np.zeros(d, dtype=np.complex128)
+        v = np.zeros(d, dtype=np.complex128 if np.iscomplexobj(m) and np.any(m.imag) else np.float64)
         diag = np.diagonal(m, k)
         if k >= 0:
             v[: d - k] = diag
@@ -284,7 +284,11 @@ def _shift(x, k: int, axis: int):
 class MatrixFree(eqx.Module):
     """An operator acting on state tensors of shape ``dims`` (matrix free).
 
-    Memory is ``O(prod(dims))``; each term costs a few passes over the state.
+    Memory is ``O(prod(dims))``.  Terms that differ only in one dof's factor
+    (``a J_x`` and ``a^+ J_x``) are merged into one banded factor with
+    coefficient-weighted bands, and banded factors act by shifted
+    multiplications along their axis (no transposes), which XLA fuses into
+    a few passes over the state.
     """
 
     space: tuple = eqx.field(static=True)
@@ -294,37 +298,67 @@ class MatrixFree(eqx.Module):
     def dims(self):
         return tuple(d.dim for _, d in self.space)
 
-    def _apply_term(self, t: Term, x):
-        for axis, m in enumerate(_local_matrices(self.space, t.factors)):
-            if m is None:
-                continue
-            bands = _bands(m)
-            xb = jnp.moveaxis(x, axis, 0)
-            if bands is None:
-                y = jnp.tensordot(jnp.asarray(m, x.dtype), xb, axes=(1, 0))
-            else:
-                shape = (-1,) + (1,) * (xb.ndim - 1)
-                y = sum(jnp.asarray(v, x.dtype).reshape(shape) * _shift(xb, k, 0) for k, v in bands)
-            x = jnp.moveaxis(y, 0, axis)
-        return t.coeff.astype(x.dtype) * x
-
-    def __call__(self, x):
-        """``O x`` for a state tensor (or matrix columns stacked in front)."""
-        if not self.terms:
-            return jnp.zeros_like(x)
-        return sum(self._apply_term(t, x) for t in self.terms)
-
-    def diagonal(self):
-        """The diagonal as a ``dims`` tensor (for truncation checks, ...)."""
-        out = jnp.zeros(self.dims, jnp.complex128)
+    def _groups(self):
+        """Terms grouped by their local factors on all dofs but the first non-identity one."""
+        groups: dict = {}
         for t in self.terms:
             local = _local_matrices(self.space, t.factors)
-            vec = jnp.ones((), jnp.complex128)
-            for (_, dof), m in zip(self.space, local):
-                dv = np.ones(dof.dim) if m is None else np.diagonal(m)
-                vec = jnp.multiply.outer(vec, jnp.asarray(dv, jnp.complex128))
-            out = out + t.coeff * vec
+            axes = [i for i, m in enumerate(local) if m is not None]
+            lead = axes[0] if axes else None
+            key = tuple((i, id(local[i])) for i in axes[1:]) + (lead,)
+            groups.setdefault(key, []).append((t, local, lead))
+        return list(groups.values())
+
+    def __call__(self, x):
+        """``O x`` for a state tensor of shape ``dims``."""
+        if not self.terms:
+            return jnp.zeros_like(x)
+        out = None
+        for group in self._groups():
+            t0, local0, lead = group[0]
+            y = x
+            # shared factors (all but the lead axis), applied once
+            for axis, m in enumerate(local0):
+                if m is not None and axis != lead:
+                    y = _apply_local(m, y, axis)
+            if lead is None:
+                part = sum(t.coeff.astype(x.dtype) for t, _, _ in group) * y
+            else:
+                mats = [(t.coeff, local[lead]) for t, local, _ in group]
+                part = _apply_weighted(mats, y, lead)
+            out = part if out is None else out + part
         return out
+
+
+def _apply_local(m, x, axis):
+    bands = _bands(m)
+    if bands is None:
+        y = jnp.tensordot(jnp.asarray(m, x.dtype), x, axes=(1, axis))
+        return jnp.moveaxis(y, 0, axis)
+    return sum(_band_mul(jnp.asarray(v), _shift(x, k, axis), axis) for k, v in bands)
+
+
+def _apply_weighted(mats, x, axis):
+    """``sum_i c_i M_i`` applied along ``axis`` (bands merged by offset)."""
+    by_offset: dict = {}
+    dense = []
+    for c, m in mats:
+        bands = _bands(m)
+        if bands is None:
+            dense.append((c, m))
+            continue
+        for k, v in bands:
+            by_offset[k] = by_offset.get(k, 0) + c * jnp.asarray(v)
+    out = sum(_band_mul(v, _shift(x, k, axis), axis) for k, v in by_offset.items()) if by_offset else 0
+    for c, m in dense:
+        out = out + c.astype(x.dtype) * _apply_local(m, x, axis)
+    return out
+
+
+def _band_mul(v, x, axis):
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return v.reshape(shape) * x
 
 
 def classical_hamiltonian(space, terms: tuple[Term, ...]):
