@@ -536,7 +536,25 @@ def table(rows):
     return "\n".join(lines)
 
 
+def git_describe():
+    """The checkout's commit and whether qbjax/ differs from it (read-only git calls; None outside a checkout)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "qbjax"], cwd=root, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": head.stdout.strip(), "qbjax_modified": diff.returncode != 0}
+
+
+GIT_AT_START = None
+
+
 def main(args):
+    global GIT_AT_START
+    GIT_AT_START = git_describe()  # qbjax is imported now: this is the code that runs
     t_start = time.perf_counter()
     import dynamiqs as dq
     import qutip as qt
@@ -569,6 +587,7 @@ def main(args):
     out = {
         "benchmark": "dicke", "argv": sys.argv[1:], "quick": args.quick, "tol": args.tol, "threads": args.threads,
         "repeats": args.repeats, "budget_s": args.budget, "total_wall_s": total,
+        "qbjax_git": GIT_AT_START,
         "versions": {"qbjax": getattr(qb, "__version__", None), "jax": jax.__version__, "qutip": qt.__version__,
                      "dynamiqs": dq.__version__, "numpy": np.__version__, "python": platform.python_version()},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
