@@ -235,9 +235,11 @@ def _chebyshev_plan(spec: Spec, ts):
         return None  # H_B must be diagonal in the product basis
     dt = float(t[1])
     diag, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    # Gershgorin discs of the full matrix (rigorous): the centres are the
+    # diagonal, the radii bound the off-diagonal row sums term by term.
     d = np.asarray(rep.diagonal_tensor(spec.space, diag))
-    spread = rep.norm_bound(spec.space, off)
-    lo, hi = float(d.min()) - spread, float(d.max()) + spread
+    radius = rep.row_bound(spec.space, off)
+    lo, hi = float((d - radius).min()), float((d + radius).max())
     c, r = (hi + lo) / 2, max((hi - lo) / 2, 1e-300)
     size = math.prod(spec.dims)
     best = 1

@@ -238,6 +238,18 @@ def diagonal_tensor(space, terms: tuple[Term, ...], dtype=jnp.float64):
     return out
 
 
+def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
+    """Per basis state, a bound on ``sum_j |O_ij|`` (Gershgorin radii; concrete values, tensor of shape ``dims``)."""
+    dims = tuple(d.dim for _, d in space)
+    out = np.zeros(dims)
+    for t in terms:
+        vec = np.full((), abs(complex(np.asarray(t.coeff))))
+        for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
+            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.abs(m).sum(axis=1))
+        out = out + vec
+    return out
+
+
 def norm_bound(space, terms: tuple[Term, ...]) -> float:
     """``sum |c| prod ||M_i||_2`` over terms: a rigorous bound of the operator norm (concrete values)."""
     total = 0.0
