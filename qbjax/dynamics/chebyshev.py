@@ -68,8 +68,9 @@ def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r:
     Returns:
         ``(E, dE, d2E, var, weights)`` at ``1 + n_chunks * S`` times (``t = 0`` first).
     """
-    A, A1, A2 = (jnp.asarray(x) for x in coeffs)
-    K3 = A.shape[1]
+    S, K3 = coeffs[0].shape
+    # one stacked product gives psi, Ht psi and Ht^2 psi at all save times of a chunk
+    stacked = jnp.concatenate([jnp.asarray(x) for x in coeffs], axis=0)
 
     def ht(x):
         return (apply_H(x) - c * x) / r
@@ -93,9 +94,8 @@ def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r:
         p1 = ht(psi)
         _, rest = jax.lax.scan(gen, (psi, p1), None, length=K3 - 2)
         phis = jnp.concatenate([psi[None], p1[None], rest]).reshape(K3, -1)
-        psis = (A @ phis).reshape((-1,) + psi.shape)
-        hts = (A1 @ phis).reshape((-1,) + psi.shape)
-        ht2s = (A2 @ phis).reshape((-1,) + psi.shape)
+        combos = (stacked @ phis).reshape((3, S) + psi.shape)
+        psis, hts, ht2s = combos[0], combos[1], combos[2]
         hpsis = c * psis + r * hts
         h2psis = c * c * psis + 2 * c * r * hts + r * r * ht2s
         out = jax.vmap(moments)(psis, hpsis, h2psis)
