@@ -67,13 +67,6 @@ class Basis:
         full = full.at[..., self.indices].set(psi)
         return full.reshape(psi.shape[:-1] + self.dims)
 
-    def embed_matrix(self, rho):
-        """A density matrix on this basis as a full ``dims + dims`` tensor."""
-        n = math.prod(self.dims)
-        full = jnp.zeros(rho.shape[:-2] + (n, n), rho.dtype)
-        full = full.at[..., self.indices[:, None], self.indices[None, :]].set(rho)
-        return full.reshape(rho.shape[:-2] + self.dims + self.dims)
-
 
 def _charge_values(dims, charge: Charge) -> np.ndarray:
     grids = np.meshgrid(*[np.arange(d) for d in dims], indexing="ij")
@@ -248,18 +241,6 @@ def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
             vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.abs(m).sum(axis=1))
         out = out + vec
     return out
-
-
-def norm_bound(space, terms: tuple[Term, ...]) -> float:
-    """``sum |c| prod ||M_i||_2`` over terms: a rigorous bound of the operator norm (concrete values)."""
-    total = 0.0
-    for t in terms:
-        norm = abs(complex(np.asarray(t.coeff)))
-        for m in _local_matrices(space, t.factors):
-            if m is not None:
-                norm *= float(np.linalg.norm(m, 2))
-        total += norm
-    return total
 
 
 def _bands(m: np.ndarray, max_bands: int = 4):
