@@ -229,7 +229,24 @@ def cmd_reproduce(argv):
     return FIGURES[args.figure](args.out, quick=args.quick, verbose=True)  # progress on stderr
 
 
-COMMANDS = {"charge": cmd_charge, "advantage": cmd_advantage, "demo": cmd_demo, "reproduce": cmd_reproduce}
+def _lazy(module: str, name: str):
+    """A command implemented in its own module (imported only when used)."""
+
+    def run(argv):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(argv)
+
+    return run
+
+
+COMMANDS = {
+    "charge": cmd_charge,
+    "advantage": cmd_advantage,
+    "collide": _lazy("qbjax.collisional.cli", "cmd_collide"),
+    "demo": cmd_demo,
+    "reproduce": cmd_reproduce,
+}
 
 
 def _print_human(out: dict):
