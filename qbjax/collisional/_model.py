@@ -1,0 +1,230 @@
+"""The collisional-charging model (seed 003, Salvia et al., Sec. II-IV, Eq. 1, 2, 21, 22-23).
+
+Units: energies in units of the level spacing ``E``, times as the
+dimensionless ``Omega tau`` (swap angles ``theta_k = Omega t_k``, Eq. 5).
+Every battery is a uniform ladder ``H_B = E N``, ``N = sum_n n |n><n|``,
+``n = 0 .. d - 1``, so the energy is zero in the ground state (for the spin,
+``n = m + j`` and the energy is the paper's ``E(K) + E j``).
+
+The ladder operator ``A`` (Eq. 2) is fixed by its amplitudes
+``<n|A|n+1> = g_n``:
+
+=============  ===========================================  ======================
+battery        ``g_n``                                       paper
+=============  ===========================================  ======================
+``oscillator`` ``sqrt(n + 1)`` (Fock space cut at ``d``)     Sec. III, ``A = a``
+``spin``       ``f_+(j, n - j) = sqrt((n + 1)(2j - n))``    Sec. IV, Eq. 23, ``d = 2j + 1``
+``ladder``     ``1``                                         Ref. [82], App. B
+=============  ===========================================  ======================
+
+The qubit units are in the state of Eq. 1 (ground-state population ``q``,
+coherence ``c``, phase ``alpha``).  Between collisions an oscillator battery
+may pass through the damping channel of Eq. 21 with
+``gamma = 1 - exp(-kappa t_0)`` (Sec. III D).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..models._common import ParameterError, check_real, check_size
+
+__all__ = [
+    "BATTERIES",
+    "LadderBattery",
+    "QubitUnits",
+    "CollisionalModel",
+    "collisional_model",
+    "spin_battery",
+    "damping_terms",
+    "check_schedule",
+]
+
+BATTERIES = ("oscillator", "spin", "ladder")
+
+#: Largest tail probability dropped from the binomial sum of the damping channel.
+DAMPING_TAIL = 1e-18
+
+
+class LadderBattery(eqx.Module):
+    """A ladder battery ``H_B = E N`` with the ladder operator ``A`` of its kind.
+
+    Arguments:
+        kind: ``"oscillator"`` (a truncated to ``levels`` Fock states),
+            ``"spin"`` (spin ``j = (levels - 1)/2``) or ``"ladder"``
+            (uniform ladder, ``A = sum_n |n><n+1|``).
+        levels: number of levels ``d >= 2`` (static).
+    """
+
+    kind: str = eqx.field(static=True)
+    levels: int = eqx.field(static=True)
+
+    def __init__(self, kind: str = "oscillator", levels: int = 250):
+        if kind not in BATTERIES:
+            raise ParameterError(f"battery must be one of {', '.join(BATTERIES)}, got {kind!r}")
+        self.kind = kind
+        self.levels = check_size("levels", levels, minimum=2)
+
+    @property
+    def coupling(self) -> np.ndarray:
+        """``g_n = <n|A|n+1>``, ``n = 0 .. d - 2`` (a static numpy array)."""
+        n = np.arange(self.levels - 1, dtype=float)
+        if self.kind == "oscillator":
+            return np.sqrt(n + 1)
+        if self.kind == "spin":
+            return np.sqrt((n + 1) * (self.levels - 1 - n))
+        return np.ones_like(n)
+
+    @property
+    def j(self) -> float:
+        """Spin length ``j = (d - 1)/2`` (meaningful for the spin battery)."""
+        return (self.levels - 1) / 2
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the top level is an artificial cut (the oscillator's Fock cutoff)."""
+        return self.kind == "oscillator"
+
+    def ladder_operator(self) -> np.ndarray:
+        """Dense ``A`` (``d x d``), for the independent checks of App. A."""
+        return np.diag(self.coupling, k=1)
+
+
+def spin_battery(j) -> LadderBattery:
+    """The spin-``j`` battery of Sec. IV (``2j + 1`` levels; ``j`` integer or half-integer)."""
+    two_j = 2 * float(j)
+    if not two_j.is_integer() or two_j < 1:
+        raise ParameterError(f"j must be a positive integer or half-integer, got {j!r}")
+    return LadderBattery("spin", int(two_j) + 1)
+
+
+class QubitUnits(eqx.Module):
+    """Identical qubit units in the state of Eq. 1::
+
+        rho_Q = q |g><g| + (1 - q) |e><e| + c sqrt(q (1 - q)) (e^{-i alpha} |g><e| + h.c.)
+
+    Arguments:
+        q: ground-state population, ``0 <= q <= 1``.
+        coherence: ``c``, ``0 <= c <= 1`` (``c = 0``: incoherent, "classical" units).
+        phase: ``alpha`` (radians).
+    """
+
+    q: Float[Array, ""]
+    coherence: Float[Array, ""]
+    phase: Float[Array, ""]
+
+    def __init__(self, q=0.5, coherence=1.0, phase=0.0):
+        self.q = check_real("q", q, minimum=0.0, maximum=1.0)
+        self.coherence = check_real("coherence", coherence, minimum=0.0, maximum=1.0)
+        self.phase = check_real("phase", phase)
+
+    @property
+    def drive(self):
+        """``s = c sqrt(q (1 - q))``: the off-diagonal weight of ``rho_Q`` (the driving amplitude, Eq. A13)."""
+        return self.coherence * jnp.sqrt(self.q * (1 - self.q))
+
+    def density_matrix(self):
+        """``rho_Q`` in the basis ``(|g>, |e>)``."""
+        off = self.drive * jnp.exp(-1j * self.phase)
+        return jnp.array([[self.q, off], [jnp.conj(off), 1 - self.q]], dtype=jnp.complex128)
+
+    def is_incoherent(self) -> bool | None:
+        """True/False when ``c`` (or ``q``) is concrete, None under tracing."""
+        try:
+            c = np.asarray(self.coherence)
+            qq = np.asarray(self.q)
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            return None
+        return bool(np.all((c == 0) | (qq == 0) | (qq == 1)))
+
+
+def damping_terms(gamma: float, levels: int, tail: float = DAMPING_TAIL) -> int:
+    """Number of binomial terms ``k = 0 .. K`` kept in the damping channel (Eq. 21).
+
+    From level ``m`` the channel loses ``k ~ Binomial(m, gamma)`` excitations;
+    the terms ``k > K`` carry at most the tail ``P[Binomial(d - 1, gamma) > K]``
+    of the top level, which is made smaller than ``tail``.
+    """
+    from scipy.stats import binom
+
+    if gamma <= 0:
+        return 0
+    n = levels - 1
+    for k in range(n + 1):
+        if binom.sf(k, n, gamma) < tail:
+            return k
+    return n
+
+
+class CollisionalModel(eqx.Module):
+    """Battery + qubit units + damping between collisions.
+
+    Arguments:
+        battery: a :class:`LadderBattery`.
+        units: the :class:`QubitUnits` (Eq. 1).
+        loss: ``gamma = 1 - exp(-kappa t_0)`` of the damping channel Eq. 21
+            applied after every collision, ``0 <= gamma < 1``; oscillator only.
+        damping_terms: binomial terms kept in Eq. 21 (static); default from
+            :func:`damping_terms` at the given (concrete) ``loss``; pass it
+            explicitly to trace or vmap ``loss``.
+    """
+
+    battery: LadderBattery
+    units: QubitUnits
+    loss: Float[Array, ""]
+    damping_terms: int = eqx.field(static=True)
+
+    def __init__(self, battery: LadderBattery, units: QubitUnits | None = None, loss=0.0,
+                 damping_terms: int | None = None):
+        if not isinstance(battery, LadderBattery):
+            raise ParameterError(f"battery must be a LadderBattery, got {type(battery).__name__}")
+        self.battery = battery
+        self.units = QubitUnits() if units is None else units
+        self.loss = check_real("loss", loss, minimum=0.0)
+        concrete = not isinstance(self.loss, jax.core.Tracer)
+        if concrete and np.any(np.asarray(self.loss) >= 1):
+            raise ParameterError(f"loss must be in [0, 1), got {float(np.max(np.asarray(self.loss)))!r}")
+        if damping_terms is None:
+            if not concrete:
+                raise ParameterError("damping_terms must be given when loss is traced")
+            damping_terms = _terms_for(float(np.max(np.asarray(self.loss))), battery.levels)
+        self.damping_terms = check_size("damping_terms", damping_terms, minimum=0)
+        if self.damping_terms > 0 and battery.kind != "oscillator":
+            raise ParameterError(f"loss must be 0 for the {battery.kind} battery "
+                                 "(Eq. 21 is the bosonic damping channel of the oscillator)")
+
+    @property
+    def lossy(self) -> bool:
+        return self.damping_terms > 0
+
+
+def _terms_for(gamma: float, levels: int) -> int:
+    if gamma <= 0:
+        return 0
+    return max(1, damping_terms(gamma, levels))
+
+
+def collisional_model(battery: str = "oscillator", levels: int = 250, q=0.5, coherence=1.0, phase=0.0,
+                      loss=0.0) -> CollisionalModel:
+    """Convenience constructor: ``collisional_model("spin", 100, q=0.5)`` etc."""
+    return CollisionalModel(LadderBattery(battery, levels), QubitUnits(q, coherence, phase), loss)
+
+
+def check_schedule(thetas) -> jax.Array:
+    """Swap angles ``theta_k >= 0`` (a 1-d array; checked when concrete)."""
+    arr = thetas if isinstance(thetas, jax.core.Tracer) else jnp.asarray(thetas, dtype=jnp.float64)
+    if arr.ndim != 1:
+        raise ParameterError(f"thetas must be a 1-d array of swap angles, got shape {tuple(arr.shape)}")
+    if arr.shape[0] < 1:
+        raise ParameterError("thetas must hold at least one swap angle")
+    if not isinstance(arr, jax.core.Tracer):
+        a = np.asarray(arr)
+        if not np.all(np.isfinite(a)):
+            raise ParameterError("thetas must be finite")
+        if np.any(a < 0):
+            raise ParameterError(f"thetas must be >= 0, got {float(a.min())!r}")
+    return arr

@@ -1,0 +1,255 @@
+"""Propagation: one ``lax.scan`` over the collisions of a swap-angle schedule.
+
+The battery starts in its ground state ``|0><0|`` (Sec. II).  Collision ``k``
+(angle ``theta_k``, Eq. 3) is followed by the damping channel (Eq. 21) when the
+model is lossy.  Two state representations:
+
+``"populations"``  the diagonal of ``rho_B``, ``O(d)`` per collision: exact
+                   when the units are incoherent (``c = 0``, or ``q`` in
+                   ``{0, 1}``), because the state then stays diagonal (Eq. 9).
+``"density"``      the real symmetric ``rho~`` of the rotating frame
+                   (:mod:`._channel`), ``O(d^2)`` per collision.
+
+The schedule ``thetas`` is an array leaf: ``jax.grad`` of the stored energy
+with respect to it, and ``jax.vmap`` over schedules or unit parameters, go
+through the scan.  For long density-matrix runs the scan is nested
+(chunks of ``checkpoint`` collisions under ``jax.checkpoint``) so that
+reverse-mode memory is ``O((K / c + c) d^2)`` instead of ``O(K d^2)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..charging import TruncationWarning
+from ..metrics import passive_energy
+from ..models._common import ParameterError
+from ._channel import (
+    collide_density,
+    collide_populations,
+    damp_density,
+    damp_populations,
+    damping_coefficients,
+    phase_factors,
+)
+from ._model import CollisionalModel, check_schedule
+
+__all__ = ["CollisionTrajectory", "collide", "stored_energy", "ergotropy", "TRUNCATION_TOL", "MODES"]
+
+MODES = ("auto", "populations", "density")
+#: Warn when the top level of a truncated oscillator ever holds more than this.
+TRUNCATION_TOL = 1e-6
+
+
+class CollisionTrajectory(eqx.Module):
+    """The battery along a schedule (energies in units of ``E``, times ``Omega tau``).
+
+    Attributes:
+        thetas: the swap angles ``theta_k`` ``(K,)``.
+        times: ``Omega tau`` after each collision, ``cumsum(thetas)`` ``(K,)``.
+        energy: mean battery energy after each collision (and its damping) ``(K,)``.
+        top_population: largest population of the top level over the run
+            (the truncation check for the oscillator).
+        state: final state: populations ``(d,)`` or the rotating-frame
+            ``rho~`` ``(d, d)`` (real symmetric); see :meth:`density_matrix`.
+        populations: populations after every collision ``(K, d)`` when
+            recorded, else ``None``.
+        phase: the units' phase ``alpha`` (to rotate ``rho~`` back).
+        mode: ``"populations"`` or ``"density"``.
+    """
+
+    thetas: Float[Array, " K"]
+    times: Float[Array, " K"]
+    energy: Float[Array, " K"]
+    top_population: Float[Array, ""]
+    state: Array
+    populations: Array | None
+    phase: Array
+    mode: str = eqx.field(static=True)
+
+    @property
+    def final_energy(self):
+        return self.energy[..., -1]
+
+    @property
+    def final_populations(self):
+        return self.state if self.mode == "populations" else jnp.diagonal(self.state, axis1=-2, axis2=-1)
+
+    def density_matrix(self):
+        """The final ``rho_B`` in the lab (interaction-picture) frame of Eq. 3, complex ``(d, d)``."""
+        if self.mode == "populations":
+            return jnp.diag(self.state).astype(jnp.complex128)
+        d = self.state.shape[-1]
+        ph = phase_factors(d, self.phase)
+        return ph[..., :, None] * self.state * jnp.conj(ph)[..., None, :]
+
+    def ergotropy(self):
+        """Ergotropy of the final battery state (``E - E_passive``, Sec. II)."""
+        return ergotropy(self.state, self.mode)
+
+
+def ergotropy(state, mode: str):
+    """``tr(rho H_B) - E_passive``: sorted eigenvalues (populations if diagonal) on the ladder ``0, 1, ..``."""
+    d = state.shape[-1]
+    levels = jnp.arange(d, dtype=jnp.float64)
+    if mode == "populations":
+        p = state
+        return jnp.sum(levels * p) - jnp.sum(levels * jnp.sort(p)[::-1])
+    return jnp.sum(levels * jnp.diagonal(state)) - passive_energy(state, levels)
+
+
+def resolve_mode(model: CollisionalModel, mode: str) -> str:
+    if mode not in MODES:
+        raise ParameterError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "auto":
+        return "populations" if model.units.is_incoherent() else "density"
+    if mode == "populations" and model.units.is_incoherent() is False:
+        raise ParameterError("mode='populations' needs incoherent units (coherence 0 or q in {0, 1})")
+    return mode
+
+
+def initial_state(levels: int, mode: str):
+    if mode == "populations":
+        return jnp.zeros(levels).at[0].set(1.0)
+    return jnp.zeros((levels, levels)).at[0, 0].set(1.0)
+
+
+def step_function(model: CollisionalModel, mode: str):
+    """``state, theta -> state`` for one collision followed by the damping period."""
+    coupling = jnp.asarray(model.battery.coupling)
+    q = model.units.q
+    s = model.units.drive
+    if model.lossy:
+        b = damping_coefficients(model.loss, model.battery.levels, model.damping_terms)
+    if mode == "populations":
+
+        def step(p, theta):
+            p = collide_populations(p, coupling, theta, q)
+            return damp_populations(p, b) if model.lossy else p
+
+    else:
+
+        def step(r, theta):
+            r = collide_density(r, coupling, theta, q, s)
+            if not model.lossy:
+                return r
+            # A cond on a traced predicate keeps XLA from fusing the collision into
+            # the damping's shifted reads (it would recompute it once per binomial
+            # term, ~10x slower); optimization_barrier does not survive on CPU.
+            return jax.lax.cond(model.loss > 0, lambda r: damp_density(r, b), lambda r: r, r)
+
+    return step
+
+
+def nested_scan(f, carry, xs, chunk: int | None):
+    """``lax.scan(f, carry, xs)``, as an outer scan over checkpointed chunks of length ``chunk``."""
+    k = xs.shape[0]
+    if chunk is None or chunk <= 0 or chunk >= k:
+        return jax.lax.scan(f, carry, xs)
+    head = k % chunk
+    ys = []
+    if head:
+        carry, y0 = jax.lax.scan(f, carry, xs[:head])
+        ys.append(y0)
+    inner = jax.checkpoint(lambda c, x: jax.lax.scan(f, c, x))
+    carry, y1 = jax.lax.scan(inner, carry, xs[head:].reshape(-1, chunk, *xs.shape[1:]))
+    ys.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), y1))
+    return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
+
+
+def default_checkpoint(mode: str, k: int, levels: int) -> int | None:
+    # Nest only where reverse-mode residuals (K d^2 doubles) would be large.
+    if mode == "populations" or k * levels * levels < 2**22:
+        return None
+    return max(1, int(round(math.sqrt(k))))
+
+
+@eqx.filter_jit
+def _collide(model: CollisionalModel, thetas, mode: str, record: bool, checkpoint):
+    levels = model.battery.levels
+    n = jnp.arange(levels, dtype=jnp.float64)
+    step = step_function(model, mode)
+
+    def body(state, theta):
+        state = step(state, theta)
+        p = state if mode == "populations" else jnp.diagonal(state)
+        out = (jnp.dot(n, p), p[-1])
+        if record:
+            out = out + (p,)
+        return state, out
+
+    state, ys = nested_scan(body, initial_state(levels, mode), thetas, checkpoint)
+    energy, top = ys[0], ys[1]
+    return CollisionTrajectory(
+        thetas=thetas,
+        times=jnp.cumsum(thetas),
+        energy=energy,
+        top_population=jnp.max(top),
+        state=state,
+        populations=ys[2] if record else None,
+        phase=model.units.phase,
+        mode=mode,
+    )
+
+
+def collide(model: CollisionalModel, thetas, *, mode: str = "auto", record_populations: bool = False,
+            checkpoint: int | None | str = "auto", warn: bool = True) -> CollisionTrajectory:
+    """Charge the battery with ``K = len(thetas)`` collisions (Eq. 3, 21).
+
+    Arguments:
+        model: a :class:`~qbjax.collisional.CollisionalModel`.
+        thetas: swap angles ``theta_k = Omega t_k >= 0`` ``(K,)``; an array leaf
+            (differentiable, vmappable).
+        mode: ``"auto"`` (populations for incoherent units, else density),
+            ``"populations"`` or ``"density"``.
+        record_populations: also return the populations after every collision.
+        checkpoint: chunk length of the nested, checkpointed scan (``None``:
+            a flat scan; ``"auto"``: ``sqrt(K)`` for long density runs).
+        warn: warn (:class:`~qbjax.TruncationWarning`) when the top level of a
+            truncated oscillator holds more than :data:`TRUNCATION_TOL`.
+
+    Returns:
+        a :class:`CollisionTrajectory`.
+
+    Raises:
+        ParameterError: negative or non-finite angles, a bad ``mode``.
+    """
+    thetas = check_schedule(thetas)
+    mode = resolve_mode(model, mode)
+    if checkpoint == "auto":
+        checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
+    traj = _collide(model, thetas, mode, record_populations, checkpoint)
+    if warn and model.battery.truncated:
+        warn_truncation(traj.top_population, model.battery.levels)
+    return traj
+
+
+def warn_truncation(top, levels: int, tol: float = TRUNCATION_TOL, stacklevel: int = 3):
+    if isinstance(top, jax.core.Tracer):
+        return
+    worst = float(np.max(np.asarray(top)))
+    if not math.isfinite(worst):
+        raise FloatingPointError("non-finite population: the collision map diverged")
+    if worst > tol:
+        warnings.warn(
+            f"the top kept Fock level ({levels - 1}) reaches population {worst:.2e} > {tol:.0e}: "
+            "increase levels (results are truncated)",
+            TruncationWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def stored_energy(model: CollisionalModel, thetas, mode: str = "auto", checkpoint: int | None | str = "auto"):
+    """Final mean energy after the schedule: a differentiable scalar function of ``thetas`` and the model leaves."""
+    thetas = check_schedule(thetas)
+    mode = resolve_mode(model, mode)
+    if checkpoint == "auto":
+        checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
+    return _collide(model, thetas, mode, False, checkpoint).energy[-1]
