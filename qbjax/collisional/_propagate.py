@@ -41,7 +41,15 @@ from ._channel import (
 )
 from ._model import CollisionalModel, check_schedule
 
-__all__ = ["CollisionTrajectory", "collide", "stored_energy", "ergotropy", "TRUNCATION_TOL", "MODES"]
+__all__ = [
+    "CollisionTrajectory",
+    "collide",
+    "stored_energy",
+    "ergotropy",
+    "damp_step",
+    "TRUNCATION_TOL",
+    "MODES",
+]
 
 MODES = ("auto", "populations", "density")
 #: Warn when the top level of a truncated oscillator ever holds more than this.
@@ -121,31 +129,27 @@ def initial_state(levels: int, mode: str):
     return jnp.zeros((levels, levels)).at[0, 0].set(1.0)
 
 
+def damp_step(model: CollisionalModel, mode: str):
+    """The damping period after a collision (Eq. 21); the identity for a lossless model."""
+    if not model.lossy:
+        return lambda state: state
+    b = damping_coefficients(model.loss, model.battery.levels, model.damping_terms)
+    damp = damp_populations if mode == "populations" else damp_density
+    # A cond on a traced predicate keeps XLA from fusing the collision into the
+    # damping's shifted reads (it would recompute it once per binomial term,
+    # ~10x slower); optimization_barrier does not survive on CPU.
+    return lambda state: jax.lax.cond(model.loss > 0, lambda x: damp(x, b), lambda x: x, state)
+
+
 def step_function(model: CollisionalModel, mode: str):
     """``state, theta -> state`` for one collision followed by the damping period."""
     coupling = jnp.asarray(model.battery.coupling)
     q = model.units.q
     s = model.units.drive
-    if model.lossy:
-        b = damping_coefficients(model.loss, model.battery.levels, model.damping_terms)
+    damp = damp_step(model, mode)
     if mode == "populations":
-
-        def step(p, theta):
-            p = collide_populations(p, coupling, theta, q)
-            return damp_populations(p, b) if model.lossy else p
-
-    else:
-
-        def step(r, theta):
-            r = collide_density(r, coupling, theta, q, s)
-            if not model.lossy:
-                return r
-            # A cond on a traced predicate keeps XLA from fusing the collision into
-            # the damping's shifted reads (it would recompute it once per binomial
-            # term, ~10x slower); optimization_barrier does not survive on CPU.
-            return jax.lax.cond(model.loss > 0, lambda r: damp_density(r, b), lambda r: r, r)
-
-    return step
+        return lambda p, theta: damp(collide_populations(p, coupling, theta, q))
+    return lambda r, theta: damp(collide_density(r, coupling, theta, q, s))
 
 
 def nested_scan(f, carry, xs, chunk: int | None):
