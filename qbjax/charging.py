@@ -16,7 +16,12 @@ Methods (``method=``):
                 :data:`SPECTRAL_MAX_DIM`.
 ``"ode"``       adaptive Runge-Kutta (diffrax) on a matrix-free operator:
                 time-dependent switching ``lambda(t)``, traced parameters.
-``"lindblad"``  dense density matrix, chosen whenever the spec has dissipators.
+``"rates"``     open systems whose state provably stays diagonal (diagonal
+                ``H``, jump operators that each move one basis state to one
+                basis state): an exact rate equation on the populations,
+                ``O(D)`` per step (:mod:`qbjax.dynamics.rates`).  Default for
+                such specs.
+``"lindblad"``  dense density matrix; default for every other dissipative spec.
 ``classical``   Hamilton flow of the classical analog (``classical=True``).
 
 The switching function of seed 000, Eq. 2 is a step: ``lambda = 1`` on
@@ -144,7 +149,20 @@ def _resolve_method(spec: Spec, method: str, classical: bool, switch) -> str:
             raise ValueError("classical dynamics of a dissipative spec is not defined")
         return "classical"
     if spec.dissipators:
+        from .dynamics.rates import not_diagonal_reason
+
+        if method not in ("auto", "rates", "lindblad"):
+            raise ValueError(f"a dissipative spec takes method 'auto', 'rates' or 'lindblad', got {method!r}")
+        if method == "lindblad" or switch is not None:
+            return "lindblad"
+        reason = not_diagonal_reason(spec)
+        if reason is None:
+            return "rates"
+        if method == "rates":
+            raise ValueError(f"method='rates' needs a state that stays diagonal: {reason}")
         return "lindblad"
+    if spec.initial_populations:
+        raise ValueError("a mixed initial state (initial_populations) needs dissipators (an open-system propagator)")
     if method == "auto":
         if switch is not None:
             return "ode"
@@ -196,7 +214,7 @@ def charge(
     ts = jnp.asarray(ts, jnp.float64)
     resolved = _resolve_method(spec, method, classical, switch)
     if options is None:
-        options = ODEOptions(rtol=1e-12, atol=1e-12)
+        options = ODEOptions(rtol=1e-10, atol=1e-14) if resolved == "rates" else ODEOptions(rtol=1e-12, atol=1e-12)
     if resolved == "classical":
         spec = _classical_view(spec)
     if resolved == "chebyshev":
@@ -302,6 +320,8 @@ def _charge_jit(spec: Spec, ts, method: str, switch, options: ODEOptions) -> Tra
         return _spectral(spec, ts)
     if method == "lindblad":
         return _lindblad(spec, ts, switch, options)
+    if method == "rates":
+        return _rates(spec, ts, options)
     return _ode(spec, ts, switch, options, matrix_free=(method == "ode"))
 
 
@@ -399,13 +419,13 @@ def _matmul(m):
     return lambda x: m @ x
 
 
-def _tensor_top(spec: Spec):
+def _tensor_top(spec: Spec, populations: bool = False):
     from .operators import Boson
 
     axes = [i for i, (_, d) in enumerate(spec.space) if isinstance(d, Boson) and not rep.truncation_is_exact(spec, i)]
 
     def top(psi):
-        p = jnp.abs(psi) ** 2
+        p = psi if populations else jnp.abs(psi) ** 2
         return jnp.stack([jnp.sum(jnp.take(p, -1, axis=i)) for i in axes]) if axes else jnp.zeros(0)
 
     return top
@@ -417,8 +437,7 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     HI = rep.dense(spec.space, spec.coupling, b)
     B = rep.dense(spec.space, spec.battery, b)
     jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators]
-    psi0 = rep.initial_vector(spec, b)
-    rho0 = jnp.outer(psi0, psi0.conj())
+    rho0 = initial_density_matrix(spec, b)
     masks = [jnp.diag(m).astype(jnp.complex128) for m in _boson_top_masks(spec, b)]
     # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
     # static part L0 (H0 and dissipators) and the switched coupling LI.
@@ -439,6 +458,31 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     d2E = ex[4] + lam_t * ex[5] + lam_t**2 * ex[6]
     top = jnp.max(ex[7:], axis=-1) if masks else jnp.zeros(0)
     return Trajectory(ts, _finite(E, "energy"), dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "lindblad")
+
+
+def initial_density_matrix(spec: Spec, b: rep.Basis):
+    """``rho_0`` on basis ``b``: the pure initial product state, or the mixed one of ``initial_populations``."""
+    if spec.initial_populations:
+        p = spec.initial_population_tensor().reshape(-1)[b.indices]
+        return jnp.diag(p.astype(jnp.complex128))
+    psi0 = rep.initial_vector(spec, b)
+    return jnp.outer(psi0, psi0.conj())
+
+
+def _rates(spec: Spec, ts, options: ODEOptions) -> Trajectory:
+    from .dynamics.rates import rate_generator, rate_solve
+
+    gen = rate_generator(spec)
+    e = rep.diagonal_tensor(spec.space, spec.battery)
+    top_of = _tensor_top(spec, populations=True)
+
+    def observe(p):
+        Ap = gen(p)
+        return (jnp.sum(e * p), jnp.sum(e * e * p), jnp.sum(e * Ap), jnp.sum(e * gen(Ap)), top_of(p))
+
+    E, E2, dE, d2E, top = rate_solve(gen, spec.initial_population_tensor(), ts, observe, options=options)
+    top = jnp.max(top, axis=0) if top.shape[-1] else jnp.zeros(0)
+    return Trajectory(ts, _finite(E, "energy"), dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "rates")
 
 
 def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:

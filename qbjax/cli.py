@@ -91,7 +91,8 @@ def _base_parser(prog: str) -> _Parser:
 
 def _model_arg(text: str) -> str:
     if text not in MODEL_FLAGS:
-        raise UsageError(f"unknown model {text!r}; allowed: {', '.join(MODEL_FLAGS)}")
+        allowed = [*MODEL_FLAGS, "heat-engine"]
+        raise UsageError(f"unknown model {text!r}; allowed: {', '.join(allowed)}")
     return text
 
 
@@ -133,6 +134,10 @@ def _all_params(model, args) -> dict:
 
 
 def cmd_charge(argv):
+    if "heat-engine" in argv:
+        from .cli_heat_engine import charge_heat_engine
+
+        return charge_heat_engine([a for a in argv if a != "heat-engine"])
     p = _base_parser("qbjax charge")
     p.add_argument("model", type=_model_arg)
     p.add_argument("--classical", action="store_true", help="the classical analog (Hamilton flow)")
@@ -265,7 +270,8 @@ def main(argv=None) -> int:
         print("usage: qbjax {charge,advantage,demo,reproduce} ... [--json]\n"
               "  charge MODEL [--n N --g G --omega0 W ...] [--classical] [--t-max T] [--grad PARAM]\n"
               "  advantage MODEL [--n N ...]\n  demo\n  reproduce [FIGURE]\n"
-              f"models: {', '.join(MODEL_FLAGS)}")
+              "  charge heat-engine [--n N --beta-omega B --rate R --protocol collective|individual --eps E]\n"
+              f"models: {', '.join(MODEL_FLAGS)}, heat-engine")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

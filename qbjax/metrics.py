@@ -29,6 +29,7 @@ __all__ = [
     "max_power",
     "ergotropy",
     "passive_energy",
+    "passive_energy_of_spectrum",
     "collective_advantage",
     "hermite5",
 ]
@@ -126,13 +127,20 @@ def passive_energy(rho, levels, degeneracies=None):
     state simulated in the symmetric sector): the passive state may use all
     of it, which is the ergotropy with unrestricted unitaries.
     """
-    p = jnp.sort(jnp.linalg.eigvalsh(rho))[::-1]
+    return passive_energy_of_spectrum(jnp.linalg.eigvalsh(rho), levels, degeneracies)
+
+
+def passive_energy_of_spectrum(probabilities, levels, degeneracies=None):
+    """:func:`passive_energy` from the eigenvalues of the state (for example the
+    populations of a diagonal state), without forming a matrix."""
+    p = jnp.sort(jnp.ravel(probabilities))[::-1]
     levels = jnp.asarray(levels)
     deg = np.ones(levels.shape[0]) if degeneracies is None else np.asarray(degeneracies, dtype=float)
     # Level of each of the first len(p) slots, counting multiplicities.
-    slots = np.repeat(np.arange(len(deg)), np.minimum(deg, p.shape[0]).astype(int))[: p.shape[0]]
-    if slots.shape[0] < p.shape[0]:
+    filled = np.cumsum(np.minimum(deg, p.shape[0]))
+    if filled[-1] < p.shape[0]:
         raise ValueError("the spectrum given has fewer states than rho's dimension")
+    slots = np.searchsorted(filled, np.arange(p.shape[0]), side="right")
     return jnp.sum(p * levels[slots])
 
 

@@ -110,6 +110,11 @@ class Spec(eqx.Module):
             index 0.
         classical_initial: ``{dof: coordinates}``, ``(q, p)`` for a boson,
             the vector ``S`` for a spin.
+        initial_populations: optional mixed diagonal initial state:
+            ``{dof: probabilities}`` (array leaves, one per level) replaces
+            the pure level of the dofs it names, so the initial state is
+            ``rho_0 = (x)_i diag(p_i)`` (for example heat engines starting in
+            their thermal state).  Needs an open-system propagator.
         dissipators: Lindblad channels (open systems only).
         conserved: optional :class:`Charge` for the dense block structure.
         battery_levels, battery_degeneracies: the spectrum of ``H_B`` on the
@@ -129,6 +134,7 @@ class Spec(eqx.Module):
     initial: tuple[tuple[str, object], ...] = eqx.field(static=True)
     classical_initial: dict
     dissipators: tuple[Dissipator, ...] = ()
+    initial_populations: dict | None = None
     conserved: Charge | None = None
     battery_levels: Array | None = None
     battery_degeneracies: tuple[float, ...] | None = eqx.field(static=True, default=None)
@@ -143,6 +149,17 @@ class Spec(eqx.Module):
                 for dof, _ in t.factors:
                     if dof not in names:
                         raise ValueError(f"term acts on unknown dof {dof!r}; space has {names}")
+        for d in self.dissipators:
+            for t in d.operator:
+                for dof, _ in t.factors:
+                    if dof not in names:
+                        raise ValueError(f"dissipator acts on unknown dof {dof!r}; space has {names}")
+        for dof, probs in (self.initial_populations or {}).items():
+            if dof not in names:
+                raise ValueError(f"initial_populations names unknown dof {dof!r}; space has {names}")
+            if jnp.shape(probs) != (self.dof(dof).dim,):
+                raise ValueError(f"initial_populations[{dof!r}] must have shape ({self.dof(dof).dim},), "
+                                 f"got {jnp.shape(probs)}")
         for dof in self.battery_dofs:
             if dof not in names:
                 raise ValueError(f"battery dof {dof!r} not in space {names}")
@@ -164,6 +181,15 @@ class Spec(eqx.Module):
     def initial_indices(self) -> tuple[int, ...]:
         labels = dict(self.initial)
         return tuple(d.level_index(labels[n]) if n in labels else 0 for n, d in self.space)
+
+    def initial_population_tensor(self):
+        """The diagonal of the initial density matrix as a tensor of shape ``dims``."""
+        mixed = self.initial_populations or {}
+        out = jnp.ones(())
+        for (name, dof), k in zip(self.space, self.initial_indices()):
+            p = jnp.asarray(mixed[name], jnp.float64) if name in mixed else jnp.zeros(dof.dim).at[k].set(1.0)
+            out = jnp.multiply.outer(out, p)
+        return out
 
     def with_couplings(self, factor) -> Spec:
         """The spec with ``H_I -> factor * H_I`` (for switching functions)."""

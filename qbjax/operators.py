@@ -31,6 +31,7 @@ from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["Boson", "Spin", "Qubit", "Levels", "Dof"]
 
@@ -47,6 +48,11 @@ class Dof(abc.ABC):
         """Number of levels kept."""
 
     @abc.abstractmethod
+    def sparse(self, name: str):
+        """The local operator ``name`` as a ``scipy.sparse`` CSR matrix (never densified:
+        a spin ``N/2`` with ``N = 10^5`` has a 10^5 x 10^5 ladder operator)."""
+        return _to_sparse(self.matrix(name))
+
     def matrix(self, name: str) -> np.ndarray:
         """The local matrix of operator ``name`` (static, read-only)."""
 
@@ -85,7 +91,10 @@ class Boson(Dof):
         return int(self.cutoff)
 
     def matrix(self, name: str) -> np.ndarray:
-        return _boson_matrix(self.dim, name)
+        return _boson_sparse(self.dim, name).toarray()
+
+    def sparse(self, name: str):
+        return _boson_sparse(self.dim, name)
 
     def symbol(self, name: str, x):
         q, p = x[0], x[1]
@@ -125,7 +134,10 @@ class Spin(Dof):
         return int(2 * self.j) + 1
 
     def matrix(self, name: str) -> np.ndarray:
-        return _spin_matrix(int(2 * self.j), name)
+        return _spin_sparse(int(2 * self.j), name).toarray()
+
+    def sparse(self, name: str):
+        return _spin_sparse(int(2 * self.j), name)
 
     def level_index(self, label) -> int:
         """Index of ``m`` (``-j <= m <= j``)."""
@@ -174,12 +186,15 @@ class Qubit(Dof):
     def matrix(self, name: str) -> np.ndarray:
         pauli = {"sz": "jz", "sx": "jx", "sy": "jy"}
         if name in pauli:
-            return 2 * _spin_matrix(1, pauli[name])
+            return 2 * _spin_sparse(1, pauli[name]).toarray()
         if name == "sp":
-            return _spin_matrix(1, "jp")
+            return _spin_sparse(1, "jp").toarray()
         if name == "sm":
-            return _spin_matrix(1, "jm")
+            return _spin_sparse(1, "jm").toarray()
         raise ValueError(f"unknown qubit operator {name!r}; known: sx, sy, sz, sp, sm")
+
+    def sparse(self, name: str):
+        return _cached_sparse(self, name)
 
     def symbol(self, name: str, x):
         pauli = {"sz": "jz", "sx": "jx", "sy": "jy"}
@@ -216,39 +231,56 @@ class Levels(Dof):
         out[k, l] = 1.0
         return out
 
+    def sparse(self, name: str):
+        return _cached_sparse(self, name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_sparse(dof: Dof, name: str):
+    return _to_sparse(dof.matrix(name))
+
+
+def _to_sparse(m: np.ndarray):
+    return _frozen(sp.csr_matrix(m))
+
+
+def _frozen(m):
+    m = sp.csr_matrix(m)
+    m.eliminate_zeros()
+    for arr in (m.data, m.indices, m.indptr):
+        arr.setflags(write=False)
+    return m
+
 
 @functools.cache
-def _boson_matrix(dim: int, name: str) -> np.ndarray:
-    a = np.diag(np.sqrt(np.arange(1, dim, dtype=float)), 1)
+def _boson_sparse(dim: int, name: str):
+    a = sp.diags(np.sqrt(np.arange(1, dim, dtype=float)), 1, shape=(dim, dim))
     table = {
         "a": lambda: a,
-        "adag": lambda: a.T.copy(),
-        "n": lambda: np.diag(np.arange(dim, dtype=float)),
+        "adag": lambda: a.T,
+        "n": lambda: sp.diags(np.arange(dim, dtype=float), 0, shape=(dim, dim)),
         "x": lambda: (a + a.T) / np.sqrt(2.0),
         "p": lambda: -1j * (a - a.T) / np.sqrt(2.0),
     }
     if name not in table:
         raise ValueError(f"unknown boson operator {name!r}; known: {sorted(table)}")
-    out = table[name]()
-    out.setflags(write=False)
-    return out
+    return _frozen(table[name]())
 
 
 @functools.cache
-def _spin_matrix(twoj: int, name: str) -> np.ndarray:
+def _spin_sparse(twoj: int, name: str):
     j = twoj / 2
-    m = np.arange(twoj + 1) - j  # m = -j .. j
+    d = twoj + 1
+    m = np.arange(d) - j  # m = -j .. j
     # jp |m> = sqrt(j(j+1) - m(m+1)) |m+1>: entries below the diagonal.
-    jp = np.diag(np.sqrt(j * (j + 1) - m[:-1] * (m[:-1] + 1)), -1)
+    jp = sp.diags(np.sqrt(j * (j + 1) - m[:-1] * (m[:-1] + 1)), -1, shape=(d, d))
     table = {
-        "jz": lambda: np.diag(m),
+        "jz": lambda: sp.diags(m, 0, shape=(d, d)),
         "jp": lambda: jp,
-        "jm": lambda: jp.T.copy(),
+        "jm": lambda: jp.T,
         "jx": lambda: (jp + jp.T) / 2,
         "jy": lambda: -1j * (jp - jp.T) / 2,
     }
     if name not in table:
         raise ValueError(f"unknown spin operator {name!r}; known: {sorted(table)}")
-    out = table[name]()
-    out.setflags(write=False)
-    return out
+    return _frozen(table[name]())

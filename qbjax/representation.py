@@ -140,7 +140,7 @@ def _local_matrices(space, factors) -> list[np.ndarray | None]:
     local: list[np.ndarray | None] = [None] * len(space)
     for dof_name, op in factors:
         i = names.index(dof_name)
-        m = space[i][1].matrix(op)
+        m = space[i][1].sparse(op)
         local[i] = m if local[i] is None else local[i] @ m
     return local
 
@@ -188,11 +188,11 @@ def dense_diagonal(space, terms: tuple[Term, ...], b: Basis, dtype=jnp.complex12
     diags = []
     for t in terms:
         local = _local_matrices(space, t.factors)
-        if any(m is not None and np.count_nonzero(m - np.diag(np.diagonal(m))) for m in local):
+        if any(m is not None and not _is_diagonal(m) for m in local):
             return None
         full = np.ones(1)
         for (_, dof), m in zip(space, local):
-            full = np.kron(full, np.ones(dof.dim) if m is None else np.diagonal(m))
+            full = np.kron(full, np.ones(dof.dim) if m is None else m.diagonal())
         diags.append((t.coeff, full[b.indices]))
     out = jnp.zeros(b.dim, dtype)
     for c, d in diags:
@@ -214,7 +214,7 @@ def split_diagonal(space, terms: tuple[Term, ...]):
     diag, rest = [], []
     for t in terms:
         local = _local_matrices(space, t.factors)
-        is_diag = all(m is None or not np.count_nonzero(m - np.diag(np.diagonal(m))) for m in local)
+        is_diag = all(m is None or _is_diagonal(m) for m in local)
         (diag if is_diag else rest).append(t)
     return tuple(diag), tuple(rest)
 
@@ -226,7 +226,7 @@ def diagonal_tensor(space, terms: tuple[Term, ...], dtype=jnp.float64):
     for t in terms:
         vec = np.ones(())
         for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
-            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.real(np.diagonal(m)))
+            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.real(m.diagonal()))
         out = out + jnp.real(t.coeff).astype(dtype) * jnp.asarray(vec, dtype)
     return out
 
@@ -238,25 +238,32 @@ def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
     for t in terms:
         vec = np.full((), abs(complex(np.asarray(t.coeff))))
         for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
-            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.abs(m).sum(axis=1))
+            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.asarray(abs(m).sum(axis=1)).ravel())
         out = out + vec
     return out
 
 
-def _bands(m: np.ndarray, max_bands: int = 4):
-    """Nonzero diagonals of ``m`` as ``(offset, values)`` with ``y[r] += v[r] x[r + offset]``."""
+def _is_diagonal(m) -> bool:
+    coo = m.tocoo()
+    return not np.any((coo.row != coo.col) & (coo.data != 0))
+
+
+def _bands(m, max_bands: int = 4):
+    """Nonzero diagonals of sparse ``m`` as ``(offset, values)`` with ``y[r] += v[r] x[r + offset]``."""
     d = m.shape[0]
-    offsets = [k for k in range(-d + 1, d) if np.any(np.diagonal(m, k) != 0)]
+    coo = m.tocoo()
+    nz = coo.data != 0
+    offsets = sorted(set((coo.col[nz] - coo.row[nz]).tolist()))
     if len(offsets) > max_bands:
         return None
     bands = []
     for k in offsets:
-        v = np.zeros(d, dtype=np.complex128 if np.iscomplexobj(m) and np.any(m.imag) else np.float64)
-        diag = np.diagonal(m, k)
+        diag = m.diagonal(k)
+        v = np.zeros(d, dtype=np.complex128 if np.iscomplexobj(diag) and np.any(diag.imag) else np.float64)
         if k >= 0:
-            v[: d - k] = diag
+            v[: d - k] = diag.real if v.dtype == np.float64 else diag
         else:
-            v[-k:] = diag
+            v[-k:] = diag.real if v.dtype == np.float64 else diag
         bands.append((k, v))
     return bands
 
@@ -326,7 +333,7 @@ class MatrixFree(eqx.Module):
 def _apply_local(m, x, axis):
     bands = _bands(m)
     if bands is None:
-        y = jnp.tensordot(jnp.asarray(m, x.dtype), x, axes=(1, axis))
+        y = jnp.tensordot(jnp.asarray(m.toarray(), x.dtype), x, axes=(1, axis))
         return jnp.moveaxis(y, 0, axis)
     return sum(_band_mul(jnp.asarray(v), _shift(x, k, axis), axis) for k, v in bands)
 

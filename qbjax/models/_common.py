@@ -43,8 +43,15 @@ def check_real(name: str, value, *, minimum=None, strict=False, maximum=None):
     return arr
 
 
-def binomial_levels(n: int):
-    """Levels ``k`` and degeneracies ``C(n, k)``, ``k = 0..n`` (``n`` two-level units)."""
+def binomial_levels(n: int, cap: int | None = None):
+    """Levels ``k`` and degeneracies ``C(n, k)``, ``k = 0..n`` (``n`` two-level units).
+
+    ``cap`` clips the degeneracies (default ``n + 1``, the dimension of the
+    symmetric sector): a passive state of a state with ``d`` nonzero
+    eigenvalues never uses more than ``d`` copies of a level, and ``C(n, k)``
+    itself overflows a float beyond ``n ~ 1000``.
+    """
+    cap = n + 1 if cap is None else cap
     k = np.arange(n + 1)
-    deg = np.array([math.comb(n, int(i)) for i in k], dtype=float)
+    deg = np.array([min(math.comb(n, int(i)), cap) if min(i, n - i) < 64 else cap for i in k], dtype=float)
     return k.astype(float), deg
