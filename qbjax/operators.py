@@ -47,14 +47,14 @@ class Dof(abc.ABC):
     def dim(self) -> int:
         """Number of levels kept."""
 
-    @abc.abstractmethod
     def sparse(self, name: str):
         """The local operator ``name`` as a ``scipy.sparse`` CSR matrix (never densified:
         a spin ``N/2`` with ``N = 10^5`` has a 10^5 x 10^5 ladder operator)."""
         return _to_sparse(self.matrix(name))
 
+    @abc.abstractmethod
     def matrix(self, name: str) -> np.ndarray:
-        """The local matrix of operator ``name`` (static, read-only)."""
+        """The local matrix of operator ``name`` (dense; small dofs only)."""
 
     def symbol(self, name: str, x):
         """Classical value of operator ``name`` at phase-space point ``x``."""
