@@ -2,6 +2,8 @@
 
 from .dicke import DickeBattery as DickeBattery
 from .dicke import default_cutoff as default_cutoff
+from .heat_engine import HeatEngineBattery as HeatEngineBattery
+from .heat_engine import HeatEngineFull as HeatEngineFull
 from .oscillators import OscillatorBattery as OscillatorBattery
 from .spins import SpinBattery as SpinBattery
 
