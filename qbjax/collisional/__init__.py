@@ -46,6 +46,7 @@ from ._propagate import TRUNCATION_TOL as TRUNCATION_TOL
 from ._propagate import CollisionTrajectory as CollisionTrajectory
 from ._propagate import collide as collide
 from ._propagate import stored_energy as stored_energy
+from ._propagate import stored_energy_and_grad as stored_energy_and_grad
 from ._protocols import PROTOCOLS as PROTOCOLS
 from ._protocols import OptimizedSchedule as OptimizedSchedule
 from ._protocols import constant_schedule as constant_schedule

@@ -211,7 +211,7 @@ def incoherent_bound(battery: LadderBattery, time, loss: float = 0.0):
 
 def full_swap_angles(battery: LadderBattery) -> np.ndarray:
     """``theta_k = pi/(2 g_{k-1})``, ``k = 1 .. d - 1``: ``|k-1> -> |k>`` with certainty (excited units)."""
-    return np.pi / (2 * battery.coupling)
+    return np.pi / (2 * np.asarray(battery.coupling))
 
 
 def full_swap_time(battery: LadderBattery, collisions: int) -> float:

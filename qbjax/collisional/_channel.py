@@ -83,8 +83,8 @@ def collide_density(r, coupling, theta, q, s):
     out = (q * cg[:, None] * cg[None, :] + (1 - q) * ce[:, None] * ce[None, :]) * r
     # (1-q) R r R^T moves the state up one level, q R^T r R moves it down.
     out = out + ((1 - q) * lo[:, None] * lo[None, :] * r_dn + q * hi[:, None] * hi[None, :] * r_up)
-    # X + X^T, X = s (C_g r R^T - R^T r C_e); transposes written as shifts (one fused pass),
-    # summed pairwise so that the result is exactly symmetric.
+    # X + X^T, X = s (C_g r R^T - R^T r C_e); the transposes are written as shifts of the
+    # symmetric r, so that the whole update is one fused elementwise pass.
     x_plus = cg[:, None] * lo[None, :] * r_rt + lo[:, None] * cg[None, :] * r_tp
     x_minus = hi[:, None] * ce[None, :] * r_bl + ce[:, None] * hi[None, :] * r_lf
     return out + s * (x_plus - x_minus)

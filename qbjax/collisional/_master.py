@@ -4,7 +4,7 @@ Nothing here uses the block structure of :mod:`._channel`; everything is dense
 ``d x d`` (or ``2d x 2d``) linear algebra, ``O(d^3)`` per collision, so it serves
 as a check of the fast scan (tests, notebook) and for the driving limit.
 
-* :func:`unitary_blocks`: ``<a|U|b>`` from ``expm(-i theta H)`` of the dense
+* :func:`unitary_blocks`: ``<a|U|b>`` from ``exp(-i theta H)`` of the dense
   ``2d x 2d`` exchange Hamiltonian (Eq. A6).
 * :func:`lindblad_operators`: ``L_g, L_e, L_-, L_+`` of Eq. A9, as matrix
   functions of ``A^+ A`` and ``A A^+`` (eigendecomposition).
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import expm
 
 from ._model import CollisionalModel, LadderBattery, QubitUnits
 
@@ -54,9 +54,10 @@ def _exchange_hamiltonian(battery: LadderBattery):
 
 
 def unitary_blocks(battery: LadderBattery, theta):
-    """``(U_gg, U_ge, U_eg, U_ee)``, ``U_ab = <a|exp(-i theta H)|b>`` on the battery (Eq. A6-A7)."""
+    """``(U_gg, U_ge, U_eg, U_ee)``, ``U_ab = <a|exp(-i theta H)|b>`` on the battery (Eq. A6-A7; ``eigh`` of ``H``)."""
     d = battery.levels
-    u = expm(-1j * theta * _exchange_hamiltonian(battery)).reshape(d, 2, d, 2)
+    w, v = jnp.linalg.eigh(_exchange_hamiltonian(battery))
+    u = ((v * jnp.exp(-1j * theta * w)[None, :]) @ v.conj().T).reshape(d, 2, d, 2)
     return u[:, 0, :, 0], u[:, 0, :, 1], u[:, 1, :, 0], u[:, 1, :, 1]
 
 
@@ -128,26 +129,28 @@ def master_collide(model: CollisionalModel, thetas, *, expansion: bool = False):
     Returns:
         ``(energies (K,), rho (d, d) complex)`` with energies after each collision.
     """
+    kraus = jnp.asarray(damping_kraus(model.battery.levels, float(model.loss))) if model.lossy else None
+    return _master_collide(model, jnp.asarray(thetas, dtype=jnp.float64), kraus, expansion)
+
+
+@eqx.filter_jit
+def _master_collide(model: CollisionalModel, thetas, kraus, expansion: bool):
     d = model.battery.levels
     n = jnp.arange(d, dtype=jnp.float64)
-    kraus = jnp.asarray(damping_kraus(d, float(model.loss))) if model.lossy else None
     make = expansion_generator if expansion else generator
 
-    @jax.jit
-    def run(thetas):
-        def body(rho, theta):
-            rho = rho + make(model.battery, model.units, theta)(rho)
-            if kraus is not None:
-                rho = jnp.einsum("kij,jl,kml->im", kraus, rho, kraus.conj())
-            return rho, jnp.real(jnp.dot(n, jnp.diagonal(rho)))
+    def body(rho, theta):
+        rho = rho + make(model.battery, model.units, theta)(rho)
+        if kraus is not None:
+            rho = jnp.einsum("kij,jl,kml->im", kraus, rho, kraus.conj())
+        return rho, jnp.real(jnp.dot(n, jnp.diagonal(rho)))
 
-        rho0 = jnp.zeros((d, d), dtype=jnp.complex128).at[0, 0].set(1.0)
-        rho, energies = jax.lax.scan(body, rho0, jnp.asarray(thetas, dtype=jnp.float64))
-        return energies, rho
-
-    return run(thetas)
+    rho0 = jnp.zeros((d, d), dtype=jnp.complex128).at[0, 0].set(1.0)
+    rho, energies = jax.lax.scan(body, rho0, thetas)
+    return energies, rho
 
 
+@eqx.filter_jit
 def driving_limit(battery: LadderBattery, times, drive=0.5, phase=0.0):
     """``theta -> 0`` at fixed ``Omega tau``: ``|psi(tau)> = exp(-i tau s (e^{-i alpha} A + h.c.))|0>`` (Eq. A13).
 

@@ -62,22 +62,23 @@ class LadderBattery(eqx.Module):
 
     kind: str = eqx.field(static=True)
     levels: int = eqx.field(static=True)
+    coupling: Float[Array, " levels-1"]
 
     def __init__(self, kind: str = "oscillator", levels: int = 250):
         if kind not in BATTERIES:
             raise ParameterError(f"battery must be one of {', '.join(BATTERIES)}, got {kind!r}")
         self.kind = kind
         self.levels = check_size("levels", levels, minimum=2)
-
-    @property
-    def coupling(self) -> np.ndarray:
-        """``g_n = <n|A|n+1>``, ``n = 0 .. d - 2`` (a static numpy array)."""
+        # g_n = <n|A|n+1>, n = 0 .. d-2: an array leaf, so that one compiled scan serves every
+        # ladder of the same size (and the amplitudes are differentiable).
         n = np.arange(self.levels - 1, dtype=float)
-        if self.kind == "oscillator":
-            return np.sqrt(n + 1)
-        if self.kind == "spin":
-            return np.sqrt((n + 1) * (self.levels - 1 - n))
-        return np.ones_like(n)
+        if kind == "oscillator":
+            g = np.sqrt(n + 1)
+        elif kind == "spin":
+            g = np.sqrt((n + 1) * (self.levels - 1 - n))
+        else:
+            g = np.ones_like(n)
+        self.coupling = jnp.asarray(g)
 
     @property
     def j(self) -> float:
@@ -89,9 +90,9 @@ class LadderBattery(eqx.Module):
         """Whether the top level is an artificial cut (the oscillator's Fock cutoff)."""
         return self.kind == "oscillator"
 
-    def ladder_operator(self) -> np.ndarray:
+    def ladder_operator(self):
         """Dense ``A`` (``d x d``), for the independent checks of App. A."""
-        return np.diag(self.coupling, k=1)
+        return jnp.diag(self.coupling, k=1)
 
 
 def spin_battery(j) -> LadderBattery:

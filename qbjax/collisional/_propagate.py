@@ -45,8 +45,11 @@ __all__ = [
     "CollisionTrajectory",
     "collide",
     "stored_energy",
+    "stored_energy_and_grad",
     "ergotropy",
     "damp_step",
+    "Kernel",
+    "kernel",
     "TRUNCATION_TOL",
     "MODES",
 ]
@@ -129,27 +132,51 @@ def initial_state(levels: int, mode: str):
     return jnp.zeros((levels, levels)).at[0, 0].set(1.0)
 
 
-def damp_step(model: CollisionalModel, mode: str):
+class Kernel(eqx.Module):
+    """What a collision and a damping period need, without the battery's kind or the units' phase.
+
+    Jitted propagators take a kernel rather than the model, so that one
+    compilation serves every ladder (and every phase) of the same size.
+    """
+
+    coupling: Float[Array, " levels-1"]
+    q: Float[Array, ""]
+    drive: Float[Array, ""]
+    loss: Float[Array, ""]
+    damping_terms: int = eqx.field(static=True)
+
+    @property
+    def levels(self) -> int:
+        return self.coupling.shape[-1] + 1
+
+    @property
+    def lossy(self) -> bool:
+        return self.damping_terms > 0
+
+
+def kernel(model: CollisionalModel) -> Kernel:
+    return Kernel(jnp.asarray(model.battery.coupling), model.units.q, model.units.drive, model.loss,
+                  model.damping_terms)
+
+
+def damp_step(k: Kernel, mode: str):
     """The damping period after a collision (Eq. 21); the identity for a lossless model."""
-    if not model.lossy:
+    if not k.lossy:
         return lambda state: state
-    b = damping_coefficients(model.loss, model.battery.levels, model.damping_terms)
+    b = damping_coefficients(k.loss, k.levels, k.damping_terms)
     damp = damp_populations if mode == "populations" else damp_density
     # A cond on a traced predicate keeps XLA from fusing the collision into the
     # damping's shifted reads (it would recompute it once per binomial term,
     # ~10x slower); optimization_barrier does not survive on CPU.
-    return lambda state: jax.lax.cond(model.loss > 0, lambda x: damp(x, b), lambda x: x, state)
+    return lambda state: jax.lax.cond(k.loss > 0, lambda x: damp(x, b), lambda x: x, state)
 
 
-def step_function(model: CollisionalModel, mode: str):
+def step_function(k: Kernel, mode: str):
     """``state, theta -> state`` for one collision followed by the damping period."""
-    coupling = jnp.asarray(model.battery.coupling)
-    q = model.units.q
-    s = model.units.drive
-    damp = damp_step(model, mode)
+    damp = damp_step(k, mode)
     if mode == "populations":
-        return lambda p, theta: damp(collide_populations(p, coupling, theta, q))
-    return lambda r, theta: damp(collide_density(r, coupling, theta, q, s))
+        return lambda p, theta: damp(collide_populations(p, k.coupling, theta, k.q))
+    return lambda r, theta: damp(collide_density(r, k.coupling, theta, k.q, k.drive))
 
 
 def nested_scan(f, carry, xs, chunk: int | None):
@@ -176,10 +203,10 @@ def default_checkpoint(mode: str, k: int, levels: int) -> int | None:
 
 
 @eqx.filter_jit
-def _collide(model: CollisionalModel, thetas, mode: str, record: bool, checkpoint):
-    levels = model.battery.levels
+def _collide(k: Kernel, phase, thetas, mode: str, record: bool, checkpoint):
+    levels = k.levels
     n = jnp.arange(levels, dtype=jnp.float64)
-    step = step_function(model, mode)
+    step = step_function(k, mode)
 
     def body(state, theta):
         state = step(state, theta)
@@ -198,7 +225,7 @@ def _collide(model: CollisionalModel, thetas, mode: str, record: bool, checkpoin
         top_population=jnp.max(top),
         state=state,
         populations=ys[2] if record else None,
-        phase=model.units.phase,
+        phase=phase,
         mode=mode,
     )
 
@@ -229,7 +256,7 @@ def collide(model: CollisionalModel, thetas, *, mode: str = "auto", record_popul
     mode = resolve_mode(model, mode)
     if checkpoint == "auto":
         checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
-    traj = _collide(model, thetas, mode, record_populations, checkpoint)
+    traj = _collide(kernel(model), model.units.phase, thetas, mode, record_populations, checkpoint)
     if warn and model.battery.truncated:
         warn_truncation(traj.top_population, model.battery.levels)
     return traj
@@ -256,4 +283,22 @@ def stored_energy(model: CollisionalModel, thetas, mode: str = "auto", checkpoin
     mode = resolve_mode(model, mode)
     if checkpoint == "auto":
         checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
-    return _collide(model, thetas, mode, False, checkpoint).energy[-1]
+    return _collide(kernel(model), model.units.phase, thetas, mode, False, checkpoint).energy[-1]
+
+
+@eqx.filter_jit
+def _energy_and_grad(k: Kernel, thetas, mode: str, checkpoint):
+    return jax.value_and_grad(lambda th: _collide(k, jnp.zeros(()), th, mode, False, checkpoint).energy[-1])(thetas)
+
+
+def stored_energy_and_grad(model: CollisionalModel, thetas, mode: str = "auto",
+                           checkpoint: int | None | str = "auto"):
+    """``(E, dE/dtheta)``: the final energy and its gradient with respect to the schedule (reverse mode, jitted).
+
+    One compilation per battery size, schedule length and mode (the optimiser uses it too).
+    """
+    thetas = check_schedule(thetas)
+    mode = resolve_mode(model, mode)
+    if checkpoint == "auto":
+        checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
+    return _energy_and_grad(kernel(model), thetas, mode, checkpoint)
