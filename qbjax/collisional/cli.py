@@ -145,10 +145,23 @@ def cmd_collide(argv: list[str]) -> dict:
         raise _usage_error_class()(str(e)) from None
 
 
+def _attach_negative_angles(argv: list[str]) -> list[str]:
+    """``--theta -0.01pi`` -> ``--theta=-0.01pi``: argparse would read ``-0.01pi`` as an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--theta", "--phase") and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def _collide(argv: list[str]) -> dict:
     from qbjax.cli import UsageError
 
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_attach_negative_angles(argv))
     _validate(args)
 
     import numpy as np
