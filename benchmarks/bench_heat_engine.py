@@ -158,11 +158,11 @@ def qutip_worker(n, tol, t_max):
     c_ops = [math.sqrt(RATE) * jm, math.sqrt(RATE * X) * jp]
     opts = {"atol": tol, "rtol": tol, "nsteps": 10**9, "method": "adams", "progress_bar": False}
     l0 = load()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     r = qt.mesolve(h, rho0, ts, c_ops, e_ops=[h, h1, h2], options=opts)
-    run = time.perf_counter() - t0
+    run, cpu = time.perf_counter() - t0, time.process_time() - c0
     e, de, d2e = (np.real(np.asarray(x)) for x in r.expect)
-    return {"run_s": run, "compile_s": None, "load_before": l0, "load_after": load(), "ts": ts,
+    return {"run_s": run, "cpu_s": cpu, "compile_s": None, "load_before": l0, "load_after": load(), "ts": ts,
             "energy": e, "d_energy": de, "d2_energy": d2e, "method": "mesolve adams (CSR)"}
 
 
@@ -191,10 +191,11 @@ def dynamiqs_worker(n, tol, t_max):
     run(ts * 1e-6)  # same shapes, negligible window: compilation
     compile_s = time.perf_counter() - t0
     l0 = load()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     e, de, d2e = run(ts)
-    return {"run_s": time.perf_counter() - t0, "compile_s": compile_s, "load_before": l0, "load_after": load(),
-            "ts": ts, "energy": e, "d_energy": de, "d2_energy": d2e, "method": "mesolve tsit5 (dia)"}
+    return {"run_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "compile_s": compile_s,
+            "load_before": l0, "load_after": load(), "ts": ts, "energy": e, "d_energy": de, "d2_energy": d2e,
+            "method": "mesolve tsit5 (dia)"}
 
 
 def worker_main(spec):
@@ -240,11 +241,12 @@ def qbjax_case(n, repeats):
     t0 = time.perf_counter()
     res = call()
     first = time.perf_counter() - t0
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         res = call()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     med = statistics.median(times)
     l1 = load()
     t_max = float(res.trajectory.ts[-1])
@@ -259,7 +261,8 @@ def qbjax_case(n, repeats):
     tau_ref, e_ss = float(ref.charging_time), float(ref.steady.energy)
     row = {"n": n, "tool": "qbjax", "method": "open_charging (rates, rtol 1e-8)", "tol": 1e-8, "dim": n + 1,
            "compile_s": max(first - med, 0.0), "first_s": first, "run_s": med, "runs": len(times),
-           "times_s": times, "load_before": l0, "load_after": l1, "tau": float(res.charging_time),
+           "times_s": times, "cpu_s": statistics.median(cpus), "load_before": l0, "load_after": l1,
+           "tau": float(res.charging_time),
            "rel_tau_err": abs(float(res.charging_time) / tau_ref - 1),
            "max_energy_err_per_n": float(jnp.max(jnp.abs(res.trajectory.energy - ref.trajectory.energy))) / n,
            "status": "ok"}
@@ -282,10 +285,10 @@ def memory_estimate(tool, n):
 
 def extrapolate(rows, n):
     """Power law through the last two finished runs of a tool: (predicted seconds, exponent)."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    if len(ok) < 2:
+    last = {r["n"]: r for r in rows if r["status"] == "ok"}  # per N, its last (equal-accuracy) run
+    if len(last) < 2:
         return None, None
-    a, b = ok[-2], ok[-1]
+    a, b = (last[m] for m in sorted(last)[-2:])
     k = math.log(b["run_s"] / a["run_s"]) / math.log(b["n"] / a["n"])
     return b["run_s"] * (n / b["n"]) ** k, k
 
@@ -329,7 +332,8 @@ def other_tool(tool, cases, args, target_of, notes):
                 print(f"  {tool:8s} N={n}: {out['status']}", flush=True)
                 break
             tau = tau_from(out["ts"], out["energy"], out["d_energy"], out["d2_energy"], case["steady_energy"])
-            row.update({"method": out["method"], "run_s": out["run_s"], "compile_s": out["compile_s"],
+            row.update({"method": out["method"], "run_s": out["run_s"], "cpu_s": out["cpu_s"],
+                        "compile_s": out["compile_s"],
                         "load_before": out["load_before"], "load_after": out["load_after"], "tau": tau,
                         "rel_tau_err": abs(tau / case["tau_ref"] - 1),
                         "max_energy_err_per_n": float(np.max(np.abs(np.asarray(out["energy"]) -
@@ -367,17 +371,19 @@ def fmt(x, spec):
     return "—" if x is None else format(x, spec)
 
 
-def table(rows, qb_run):
-    head = ("| N | tool | method | tol | dim | compile s | run s | tau | rel tau err | max dE/N | run / qbjax run "
-            "| load (1, 5, 15 min) | status |")
-    lines = [head, "|" + "|".join(["---"] * 13) + "|"]
+def table(rows, qb_run, qb_cpu):
+    head = ("| N | tool | method | tol | dim | compile s | run s (wall) | run s (CPU) | tau | rel tau err | max dE/N "
+            "| wall / qbjax | CPU / qbjax | load (1, 5, 15 min) | status |")
+    lines = [head, "|" + "|".join(["---"] * 15) + "|"]
     for r in rows:
         ratio = r["run_s"] / qb_run[r["n"]] if r.get("run_s") and r["n"] in qb_run else None
+        cratio = r["cpu_s"] / qb_cpu[r["n"]] if r.get("cpu_s") and r["n"] in qb_cpu else None
         lines.append(
             f"| {r['n']} | {r['tool']} | {r.get('method', '—')} | {fmt(r.get('tol'), '.0e')} | {r['dim']} "
-            f"| {fmt(r.get('compile_s'), '.2f')} | {fmt(r.get('run_s'), '.3g')} | {fmt(r.get('tau'), '.10g')} "
-            f"| {fmt(r.get('rel_tau_err'), '.1e')} | {fmt(r.get('max_energy_err_per_n'), '.1e')} "
-            f"| {fmt(ratio, '.3g')} | {r.get('load_after', '—')} | {r['status']} |")
+            f"| {fmt(r.get('compile_s'), '.2f')} | {fmt(r.get('run_s'), '.3g')} | {fmt(r.get('cpu_s'), '.3g')} "
+            f"| {fmt(r.get('tau'), '.10g')} | {fmt(r.get('rel_tau_err'), '.1e')} "
+            f"| {fmt(r.get('max_energy_err_per_n'), '.1e')} | {fmt(ratio, '.3g')} | {fmt(cratio, '.3g')} "
+            f"| {r.get('load_after', '—')} | {r['status']} |")
     return "\n".join(lines)
 
 
@@ -397,6 +403,7 @@ def main(args):
               f"{row['runs']}), tau {row['tau']:.10g} (ref {case['tau_ref']:.10g}, rel err {row['rel_tau_err']:.1e};"
               f" ref vs rtol 1e-13: {case['ref_check_rtol_1e-13']:.1e}), load {row['load_after']}", flush=True)
     qb_run = {r["n"]: r["run_s"] for r in rows}
+    qb_cpu = {r["n"]: r["cpu_s"] for r in rows}
     qb_err = {r["n"]: r["rel_tau_err"] for r in rows}
 
     def target_of(n):
@@ -410,7 +417,7 @@ def main(args):
     # ratios at equal accuracy: the first row per (tool, N) meeting the target; lower bounds when capped
     summary = []
     for n in sorted({r["n"] for r in rows}):
-        line = {"n": n, "qbjax_run_s": qb_run.get(n), "qbjax_compile_s": next(
+        line = {"n": n, "qbjax_run_s": qb_run.get(n), "qbjax_cpu_s": qb_cpu.get(n), "qbjax_compile_s": next(
             (r["compile_s"] for r in rows if r["tool"] == "qbjax" and r["n"] == n), None)}
         for tool in ("qutip", "dynamiqs"):
             eq = [r for r in rows if r["tool"] == tool and r["n"] == n and r.get("equal_accuracy")]
@@ -418,6 +425,7 @@ def main(args):
             skipped = [r for r in rows if r["tool"] == tool and r["n"] == n and r["status"].startswith("skipped")]
             if eq and n in qb_run:
                 line[f"{tool}_over_qbjax"] = eq[0]["run_s"] / qb_run[n]
+                line[f"{tool}_cpu_over_qbjax_cpu"] = eq[0]["cpu_s"] / qb_cpu[n]
                 line[f"{tool}_run_s"] = eq[0]["run_s"]
             elif capped and n in qb_run:
                 line[f"{tool}_over_qbjax"] = f"> {args.cap / qb_run[n]:.3g} (capped at {args.cap:.0f} s)"
@@ -427,8 +435,9 @@ def main(args):
                                               else skipped[0]["status"])
         summary.append(line)
     total = time.perf_counter() - t_start
-    print("\n" + table(rows, qb_run))
-    print("\nrun / qbjax run: this row's run time over qbjax's at the same N (> 1: qbjax is faster). "
+    print("\n" + table(rows, qb_run, qb_cpu))
+    print("\nwall (CPU) / qbjax: this row's wall (process CPU) run time over qbjax's at the same N (> 1: qbjax is "
+          "faster); all single-threaded, so on a loaded box CPU time ~ the unloaded wall time. "
           f"qbjax times include its steady state and tau; compile separate. Total wall time {total:.0f} s; "
           f"load at end {load()}.")
     print("ratios at equal accuracy (rel tau error <= qbjax's own, >= 1e-9):")
