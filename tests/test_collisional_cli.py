@@ -8,7 +8,7 @@ import math
 import pytest
 
 from qbjax.cli import main
-from qbjax.collisional import R0, oscillator_bound, spin_bound
+from qbjax.collisional import R0, oscillator_bound
 
 
 def run(*args):
@@ -64,7 +64,7 @@ def test_constant_protocol_json():
     assert data["energy"] > data["incoherent_bound_energy"] and data["ergotropy"] <= data["energy"]
 
 
-def test_full_swap_and_greedy_defaults_are_excited_incoherent_units():
+def test_full_swap_defaults_to_excited_incoherent_units():
     code, out, err = run("--protocol", "full-swap", "--levels", "15", "--time", "10", "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -74,9 +74,3 @@ def test_full_swap_and_greedy_defaults_are_excited_incoherent_units():
     # the staircase reaches the top kept level: a warning on stderr and in the JSON, not an error
     assert "warning" in err and "increase levels" in err
     assert any("top kept Fock level" in w for w in data["warnings"])
-    code, out, err = run("--protocol", "greedy", "--battery", "spin", "--levels", "9", "--time", "2", "--json")
-    assert code == 0, err
-    data = json.loads(out)
-    assert abs(data["time_used"] - 2.0) < 1e-12
-    assert data["energy"] < data["incoherent_bound_energy"] == pytest.approx(float(spin_bound(2.0, 4)), abs=1e-12)
-    assert data["energy"] > data["full_swap_energy"]
