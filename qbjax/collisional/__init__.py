@@ -35,7 +35,6 @@ from ._master import expansion_generator as expansion_generator
 from ._master import generator as generator
 from ._master import lindblad_operators as lindblad_operators
 from ._master import master_collide as master_collide
-from ._master import unitary_blocks as unitary_blocks
 from ._model import BATTERIES as BATTERIES
 from ._model import CollisionalModel as CollisionalModel
 from ._model import LadderBattery as LadderBattery

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -180,19 +181,24 @@ def damped_oscillator_bound(time, gamma, iterations: int = 200):
 def bound_rhs(kind: str, *, j=None, gamma=0.0):
     """Right-hand side ``f(E)`` of the differential inequality ``dE/dtau <= f(E)`` (Eq. 14, 27, C4; ladder).
 
-    For the spin ``E = J + j``.  Used to integrate the bounds numerically (tests, notebook).
+    For the spin ``E = J + j``.  Used to integrate the bounds numerically (tests, notebook); ``f`` takes
+    numpy arrays (fast inside ``scipy.integrate``) or jax arrays (traceable).
     """
+
+    def xp(e):
+        return jnp if isinstance(e, jax.Array) else np
+
     if kind == "oscillator":
-        return lambda e: R0 * (1 - gamma) * jnp.sqrt(e + 1) - 2 * gamma / jnp.pi * e
+        return lambda e: R0 * (1 - gamma) * xp(e).sqrt(e + 1) - 2 * gamma / math.pi * e
     if kind == "spin":
 
         def f(e):
             jz = e - j
-            return R0 * jnp.sqrt(jnp.maximum(j * (j + 1) - jz * (jz + 1), 0.0))
+            return R0 * xp(e).sqrt(xp(e).maximum(j * (j + 1) - jz * (jz + 1), 0.0))
 
         return f
     if kind == "ladder":
-        return lambda e: R0 * jnp.ones_like(e)
+        return lambda e: R0 * xp(e).ones_like(e)
     raise ValueError(f"kind must be oscillator, spin or ladder, got {kind!r}")
 
 

@@ -65,29 +65,92 @@ def collide_populations(p, coupling, theta, q):
     return p - _pad(flow, 0, 1) + _pad(flow, 1, 0)
 
 
-def collide_density(r, coupling, theta, q, s):
-    """One collision on the real symmetric state ``rho~`` of the rotating frame (module docstring)."""
+def _vectors(coupling, theta):
     x = theta * coupling
     sn, cs = jnp.sin(x), jnp.cos(x)
-    # Shift the state, never a product: XLA would otherwise fuse the pad with
-    # the outer product and re-evaluate sin/cos per matrix element.
     lo, hi = _pad(sn, 1, 0), _pad(sn, 0, 1)  # sin(theta g_{n-1}), sin(theta g_n); zero off the ladder
     cg = jnp.pad(cs, (1, 0), constant_values=1.0)  # cos(theta g_{n-1}); level 0 untouched by A
     ce = jnp.pad(cs, (0, 1), constant_values=1.0)  # cos(theta g_n); the top untouched by A^+
-    r_dn = jnp.pad(r[:-1, :-1], ((1, 0), (1, 0)))  # r[i-1, j-1]
-    r_up = jnp.pad(r[1:, 1:], ((0, 1), (0, 1)))  # r[i+1, j+1]
-    r_rt = jnp.pad(r[:, :-1], ((0, 0), (1, 0)))  # r[i, j-1]
-    r_bl = jnp.pad(r[1:, :], ((0, 1), (0, 0)))  # r[i+1, j]
-    r_tp = jnp.pad(r[:-1, :], ((1, 0), (0, 0)))  # r[i-1, j], the transpose of r_rt (r symmetric)
-    r_lf = jnp.pad(r[:, 1:], ((0, 0), (0, 1)))  # r[i, j+1], the transpose of r_bl
-    out = (q * cg[:, None] * cg[None, :] + (1 - q) * ce[:, None] * ce[None, :]) * r
+    return sn, cs, lo, hi, cg, ce
+
+
+def _shifts(r):
+    """``r`` moved by one level along each axis: [i-1, j-1], [i+1, j+1], [i, j-1], [i+1, j], [i-1, j], [i, j+1]."""
+    return (jnp.pad(r[:-1, :-1], ((1, 0), (1, 0))), jnp.pad(r[1:, 1:], ((0, 1), (0, 1))),
+            jnp.pad(r[:, :-1], ((0, 0), (1, 0))), jnp.pad(r[1:, :], ((0, 1), (0, 0))),
+            jnp.pad(r[:-1, :], ((1, 0), (0, 0))), jnp.pad(r[:, 1:], ((0, 0), (0, 1))))
+
+
+def _outer(u, v):
+    return u[:, None] * v[None, :]
+
+
+def _collide_density(r, coupling, theta, q, s):
+    # Shift the state, never a product: XLA would otherwise fuse the pad with
+    # the outer product and re-evaluate sin/cos per matrix element.
+    _, _, lo, hi, cg, ce = _vectors(coupling, theta)
+    r_dn, r_up, r_rt, r_bl, r_tp, r_lf = _shifts(r)
+    out = (q * _outer(cg, cg) + (1 - q) * _outer(ce, ce)) * r
     # (1-q) R r R^T moves the state up one level, q R^T r R moves it down.
-    out = out + ((1 - q) * lo[:, None] * lo[None, :] * r_dn + q * hi[:, None] * hi[None, :] * r_up)
-    # X + X^T, X = s (C_g r R^T - R^T r C_e); the transposes are written as shifts of the
-    # symmetric r, so that the whole update is one fused elementwise pass.
-    x_plus = cg[:, None] * lo[None, :] * r_rt + lo[:, None] * cg[None, :] * r_tp
-    x_minus = hi[:, None] * ce[None, :] * r_bl + ce[:, None] * hi[None, :] * r_lf
+    out = out + ((1 - q) * _outer(lo, lo) * r_dn + q * _outer(hi, hi) * r_up)
+    # X + X^T, X = s (C_g r R^T - R^T r C_e); r_tp and r_lf are the transposes of r_rt and
+    # r_bl (r symmetric), so that the whole update is one fused elementwise pass.
+    x_plus = _outer(cg, lo) * r_rt + _outer(lo, cg) * r_tp
+    x_minus = _outer(hi, ce) * r_bl + _outer(ce, hi) * r_lf
     return out + s * (x_plus - x_minus)
+
+
+@jax.custom_vjp
+def collide_density(r, coupling, theta, q, s):
+    """One collision on the real symmetric state ``rho~`` of the rotating frame (module docstring).
+
+    Reverse mode is written out (:func:`_collide_density_bwd`): the adjoint map
+    has the same shift structure, and the derivatives with respect to ``theta``,
+    ``q``, ``s`` and the ladder amplitudes reduce to matrix-vector products.
+    (Autodiff's own rule reduces broadcast outer products and runs ~5x slower.)
+    """
+    return _collide_density(r, coupling, theta, q, s)
+
+
+def _collide_density_fwd(r, coupling, theta, q, s):
+    return _collide_density(r, coupling, theta, q, s), (r, coupling, theta, q, s)
+
+
+def _collide_density_bwd(res, lam):
+    r, coupling, theta, q, s = res
+    sn, cs, lo, hi, cg, ce = _vectors(coupling, theta)
+    # The adjoint (Heisenberg-picture) map: each term's shift moved onto lam.
+    l_dn, l_up, l_rt, l_bl, l_tp, l_lf = _shifts(lam)
+    r_bar = (q * _outer(cg, cg) + (1 - q) * _outer(ce, ce)) * lam
+    r_bar = r_bar + ((1 - q) * _outer(hi, hi) * l_up + q * _outer(lo, lo) * l_dn)
+    x_plus = _outer(cg, hi) * l_lf + _outer(hi, cg) * l_bl
+    x_minus = _outer(lo, ce) * l_tp + _outer(ce, lo) * l_rt
+    r_bar = r_bar + s * (x_plus - x_minus)
+    # Each term is (u v^T) o M with M = lam o shift(r): d/du = M v, d/dv = M^T u.
+    r_dn, r_up, r_rt, r_bl, r_tp, r_lf = _shifts(r)
+    m0, m_dn, m_up = lam * r, lam * r_dn, lam * r_up
+    m_rt, m_tp, m_bl, m_lf = lam * r_rt, lam * r_tp, lam * r_bl, lam * r_lf
+    m0_cg, m0_ce = m0 @ cg + cg @ m0, m0 @ ce + ce @ m0
+    dn_lo, up_hi = m_dn @ lo + lo @ m_dn, m_up @ hi + hi @ m_up
+    rt_lo, rt_cg, tp_cg, tp_lo = m_rt @ lo, cg @ m_rt, m_tp @ cg, lo @ m_tp
+    bl_ce, bl_hi, lf_hi, lf_ce = m_bl @ ce, hi @ m_bl, m_lf @ hi, ce @ m_lf
+    u_cg = q * m0_cg + s * (rt_lo + tp_lo)
+    u_ce = (1 - q) * m0_ce - s * (bl_hi + lf_hi)
+    u_lo = (1 - q) * dn_lo + s * (rt_cg + tp_cg)
+    u_hi = q * up_hi - s * (bl_ce + lf_ce)
+    # cg[n+1] = ce[n] = cos(x_n), lo[n+1] = hi[n] = sin(x_n), x_n = theta g_n
+    x_bar = -(u_cg[1:] + u_ce[:-1]) * sn + (u_lo[1:] + u_hi[:-1]) * cs
+    q_bar = 0.5 * (jnp.dot(cg, m0_cg) - jnp.dot(ce, m0_ce) - jnp.dot(lo, dn_lo) + jnp.dot(hi, up_hi))
+    s_bar = jnp.dot(cg, rt_lo) + jnp.dot(lo, tp_cg) - jnp.dot(hi, bl_ce) - jnp.dot(ce, lf_hi)
+
+    def like(x, ref):
+        return jnp.reshape(x, jnp.shape(ref)).astype(jnp.result_type(ref))
+
+    return (r_bar, like(x_bar * theta, coupling), like(jnp.dot(x_bar, coupling), theta), like(q_bar, q),
+            like(s_bar, s))
+
+
+collide_density.defvjp(_collide_density_fwd, _collide_density_bwd)
 
 
 def energy_gain(theta, p, o, coupling, q, s):

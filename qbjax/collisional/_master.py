@@ -4,8 +4,6 @@ Nothing here uses the block structure of :mod:`._channel`; everything is dense
 ``d x d`` (or ``2d x 2d``) linear algebra, ``O(d^3)`` per collision, so it serves
 as a check of the fast scan (tests, notebook) and for the driving limit.
 
-* :func:`unitary_blocks`: ``<a|U|b>`` from ``exp(-i theta H)`` of the dense
-  ``2d x 2d`` exchange Hamiltonian (Eq. A6).
 * :func:`lindblad_operators`: ``L_g, L_e, L_-, L_+`` of Eq. A9, as matrix
   functions of ``A^+ A`` and ``A A^+`` (eigendecomposition).
 * :func:`generator`: ``L = c L_coh + (1 - c) L_inc`` (Eq. A10, A11), so that
@@ -31,7 +29,6 @@ from ._model import CollisionalModel, LadderBattery, QubitUnits
 
 __all__ = [
     "dissipator",
-    "unitary_blocks",
     "lindblad_operators",
     "generator",
     "expansion_generator",
@@ -45,20 +42,6 @@ def dissipator(m, rho):
     """``D[M] rho = M rho M^+ - {M^+ M, rho}/2``."""
     mdm = m.conj().T @ m
     return m @ rho @ m.conj().T - 0.5 * (mdm @ rho + rho @ mdm)
-
-
-def _exchange_hamiltonian(battery: LadderBattery):
-    a = jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128)
-    sigma = jnp.array([[0, 0], [1, 0]], dtype=jnp.complex128)  # |e><g| in the basis (g, e)
-    return jnp.kron(a, sigma) + jnp.kron(a.conj().T, sigma.conj().T)
-
-
-def unitary_blocks(battery: LadderBattery, theta):
-    """``(U_gg, U_ge, U_eg, U_ee)``, ``U_ab = <a|exp(-i theta H)|b>`` on the battery (Eq. A6-A7; ``eigh`` of ``H``)."""
-    d = battery.levels
-    w, v = jnp.linalg.eigh(_exchange_hamiltonian(battery))
-    u = ((v * jnp.exp(-1j * theta * w)[None, :]) @ v.conj().T).reshape(d, 2, d, 2)
-    return u[:, 0, :, 0], u[:, 0, :, 1], u[:, 1, :, 0], u[:, 1, :, 1]
 
 
 def _matrix_function(herm, f):

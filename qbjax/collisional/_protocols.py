@@ -144,8 +144,8 @@ def _greedy(kern: Kernel, time, grid, max_collisions: int, mode: str):
         def power(theta):  # cumulative average power after this collision at angle theta
             return keep * (e + energy_gain(theta, p, o, coupling, q, s)) / (t + theta)
 
-        def rate(theta):  # transient power of this collision (Eq. 7)
-            return keep * energy_gain(theta, p, o, coupling, q, s) / theta
+        def rate(theta):  # transient power of this collision (Eq. 7), damping period included
+            return (keep * (e + energy_gain(theta, p, o, coupling, q, s)) - e) / theta
 
         def best(f, allow_end):
             v = jax.vmap(f)(grid)
@@ -195,13 +195,15 @@ def greedy_schedule(model: CollisionalModel, time, *, grid_points: int = 512, mo
     has no such maximum (it only decreases: no collision can raise the average
     power any more, as near the top of a spin), ``theta_k`` maximises the
     transient power ``(E_k(theta) - E_{k-1})/theta`` of Eq. 7 instead, so that
-    the protocol keeps charging at the best rate available.  ``E_k(theta)`` needs only the diagonal and the first
-    off-diagonal of ``rho_B`` (``O(d)``, :func:`energy_gain`), so the greedy
-    works for any units, coherent or not; the paper's greedy uses ``q = 0``.
-    ``F_k`` is scanned on a geometric grid of ``grid_points`` angles in
+    the protocol keeps charging at the best rate available.
+
+    ``E_k(theta)`` needs only the diagonal and the first off-diagonal of
+    ``rho_B`` (``O(d)``, :func:`energy_gain`), so the greedy works for any
+    units, coherent or not; the paper's greedy uses ``q = 0``.  ``F_k`` is
+    scanned on a geometric grid of ``grid_points`` angles in
     ``[0.02/g_max, pi/2]`` and the best local maximum refined by golden-section
-    search and Newton steps on ``dF_k/dtheta = 0`` (to rounding).  The last angle is cut so that ``sum_k theta_k =
-    Omega tau`` exactly.
+    search and Newton steps on ``dF_k/dtheta = 0`` (to rounding).  The last
+    angle is cut so that ``sum_k theta_k = Omega tau`` exactly.
 
     Returns:
         the angles ``theta_k`` (a numpy array of length ``K``).

@@ -115,7 +115,7 @@ def _first_crossing(t, e, b):
 
 
 def fig2(out="qbjax-figures", quick=False, verbose=True, levels=None, times=None, theta=0.01 * math.pi):
-    """Fig. 2: oscillator energy distributions, coherent |+> units (theta = 0.01 pi) vs greedy excited units."""
+    """Seed 003, Fig. 2: oscillator energy distributions, |+> units (theta = 0.01 pi) vs greedy |e> units."""
     out = outdir(out)
     levels = levels or (60 if quick else 250)
     times = times or ([2.0, 4.0, 6.0] if quick else [5.0, 10.0, 15.0, 20.0])
@@ -167,7 +167,7 @@ def fig2(out="qbjax-figures", quick=False, verbose=True, levels=None, times=None
 
 
 def fig3(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None, thetas=None):
-    """Fig. 3: oscillator (250 levels), E(Omega tau) for |+> units at several theta, greedy, full swap, bound."""
+    """Seed 003, Fig. 3: oscillator, E(Omega tau): |+> units at several theta, greedy, full swap, bound."""
     out = outdir(out)
     levels = levels or (40 if quick else 250)
     t_max = t_max or (8.0 if quick else 25.0)
@@ -217,7 +217,7 @@ def fig3(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None
 
 
 def fig4(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None, thetas=None, losses=None):
-    """Fig. 4: time tau_ad at which |+> charging with constant theta first beats the bound (15), per loss gamma."""
+    """Seed 003, Fig. 4: first time tau_ad that |+> charging at constant theta beats bound (15), per loss."""
     out = outdir(out)
     levels = levels or (40 if quick else 250)
     t_max = t_max or (10.0 if quick else 20.0)
@@ -267,7 +267,7 @@ def fig4(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None
 
 
 def fig5(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None, theta=0.01 * math.pi, loss=1e-3):
-    """Fig. 5: oscillator with loss gamma = 1e-3 between collisions, theta = 0.01 pi: the window of advantage."""
+    """Seed 003, Fig. 5: oscillator with loss gamma = 1e-3, theta = 0.01 pi: the window of advantage."""
     out = outdir(out)
     levels = levels or (60 if quick else 250)
     t_max = t_max or (12.0 if quick else 30.0)
@@ -312,7 +312,7 @@ def fig5(out="qbjax-figures", quick=False, verbose=True, levels=None, t_max=None
 
 
 def fig6(out="qbjax-figures", quick=False, verbose=True, j=None, t_max=None, thetas=None):
-    """Fig. 6: spin-99/2 battery: |+> units at several theta, greedy, full swap, the bound (28) derived and printed."""
+    """Seed 003, Fig. 6: spin-99/2: |+> units at several theta, greedy, full swap, bound (28) derived/printed."""
     out = outdir(out)
     j = j or (4.5 if quick else 49.5)
     t_max = t_max or 4.6
@@ -382,7 +382,7 @@ def _best_constant(model, time, k_max, n_points=48):
 
 
 def optimized(out="qbjax-figures", quick=False, verbose=True, steps=None):
-    """Optimised schedules (optax) against full swap, greedy, the best constant angle and the bounds."""
+    """Seed 003: optimised schedules (optax) against full swap, greedy, the best constant angle and the bounds."""
     out = outdir(out)
     steps = steps or (40 if quick else 400)
     incoherent_rows, coherent_rows = [], []
@@ -452,7 +452,7 @@ def optimized(out="qbjax-figures", quick=False, verbose=True, steps=None):
 
 
 def bounds(out="qbjax-figures", quick=False, verbose=True):
-    """Printed vs derived: Eq. 17's constant, Eq. 28-29's initial term, C4 integrated, Eq. 32's i."""
+    """Seed 003: printed vs derived bounds: Eq. 17's constant, Eq. 28-29's initial term, C4 integrated, Eq. 32's i."""
     from scipy.integrate import solve_ivp
 
     out = outdir(out)
@@ -529,7 +529,7 @@ def _extrapolate(model, t_end, h):
 
 
 def advantage(out="qbjax-figures", quick=False, verbose=True):
-    """The 90% and 38% advantages from small-theta simulations (Richardson-extrapolated driving limit)."""
+    """Seed 003: the 90% and 38% advantages from small-theta simulations (Richardson-extrapolated driving limit)."""
     out = outdir(out)
     t_osc = [4.0, 8.0] if quick else [4.0, 8.0, 12.0, 16.0]
     h_osc = 0.02 if quick else 0.01
