@@ -54,6 +54,8 @@ from qbjax.collisional import (
     stored_energy_and_grad,
 )
 from qbjax.collisional._channel import (
+    _collide_density,
+    collide_density,
     damp_density,
     damping_coefficients,
     energy_gain,
@@ -413,6 +415,21 @@ def test_gradient_of_stored_energy_matches_finite_differences(coherent):
         vals = [float(stored_energy(model, thetas + c * e)) for c in (-2, -1, 1, 2)]
         fd.append((vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h))  # O(h^4) ~ 1e-12
     assert np.max(np.abs(np.asarray(grad) - np.array(fd))) < 1e-9
+
+
+def test_hand_written_reverse_mode_of_a_collision_is_autodiffs():
+    """``collide_density``'s custom VJP (adjoint map + matvecs) against JAX's own rule, for every input."""
+    r = RNG.random((D, D))
+    r, lam = jnp.asarray(r + r.T), jnp.asarray(RNG.random((D, D)))
+    args = (r, jnp.asarray(RNG.random(D - 1) + 0.5), 0.37, 0.3, 0.41)
+
+    @jax.jit
+    def both(args, lam):
+        return jax.vjp(collide_density, *args)[1](lam), jax.vjp(_collide_density, *args)[1](lam)
+
+    mine, ref = both(args, lam)
+    for a, b in zip(mine, ref):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(b))) < 1e-13 * max(1.0, float(np.max(np.abs(b))))
 
 
 def test_nested_checkpointed_scan_is_the_flat_scan():

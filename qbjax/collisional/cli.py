@@ -191,7 +191,7 @@ def _collide(argv: list[str]) -> dict:
             if k is None and not incoherent:
                 k = max(1, int(math.floor(args.time / args.theta * (1 + 1e-12))))
             res = optimize_schedule(model, args.time, k, steps=args.steps, learning_rate=args.learning_rate,
-                                    verbose=not args.json)
+                                    verbose=True)  # progress on stderr
             thetas = np.asarray(res.thetas)
             args.collisions = int(thetas.shape[0])
             extra["optimization"] = {
