@@ -52,7 +52,10 @@ def _matrix_function(herm, f):
 def lindblad_operators(battery: LadderBattery, theta):
     """Eq. A9: ``L_g = cos(sqrt(A^+A) theta)``, ``L_e = cos(sqrt(AA^+) theta)``,
     ``L_- = theta sinc(sqrt(AA^+) theta) A``, ``L_+ = L_-^+``."""
-    a = jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128)
+    return _lindblad_operators(jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128), theta)
+
+
+def _lindblad_operators(a, theta):
     ada, aad = a.conj().T @ a, a @ a.conj().T
     lg = _matrix_function(ada, lambda w: jnp.cos(jnp.sqrt(w) * theta))
     le = _matrix_function(aad, lambda w: jnp.cos(jnp.sqrt(w) * theta))
@@ -63,7 +66,11 @@ def lindblad_operators(battery: LadderBattery, theta):
 
 def generator(battery: LadderBattery, units: QubitUnits, theta):
     """``rho -> L rho``, ``L = c L_coh + (1 - c) L_inc`` of Eq. A10-A11 (one collision: ``rho + L rho``)."""
-    lg, le, lm, lp = lindblad_operators(battery, theta)
+    return _generator(jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128), units, theta)
+
+
+def _generator(a, units, theta):
+    lg, le, lm, lp = _lindblad_operators(a, theta)
     q, c, al = units.q, units.coherence, units.phase
     coh1 = jnp.sqrt(q) * lm + 1j * jnp.sqrt(1 - q) * jnp.exp(1j * al) * le
     coh2 = jnp.sqrt(1 - q) * lp + 1j * jnp.sqrt(q) * jnp.exp(-1j * al) * lg
@@ -81,7 +88,10 @@ def expansion_generator(battery: LadderBattery, units: QubitUnits, theta):
 
         L rho ~ theta^2 (q D[A] + (1-q) D[A^+]) rho - i s theta [e^{-i alpha} A + e^{i alpha} A^+, rho]
     """
-    a = jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128)
+    return _expansion_generator(jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128), units, theta)
+
+
+def _expansion_generator(a, units, theta):
     q, al = units.q, units.phase
     v = units.drive * theta * (jnp.exp(-1j * al) * a + jnp.exp(1j * al) * a.conj().T)
 
@@ -113,17 +123,18 @@ def master_collide(model: CollisionalModel, thetas, *, expansion: bool = False):
         ``(energies (K,), rho (d, d) complex)`` with energies after each collision.
     """
     kraus = jnp.asarray(damping_kraus(model.battery.levels, float(model.loss))) if model.lossy else None
-    return _master_collide(model, jnp.asarray(thetas, dtype=jnp.float64), kraus, expansion)
+    a = jnp.asarray(model.battery.ladder_operator(), dtype=jnp.complex128)  # not the kind: one compile per size
+    return _master_collide(a, model.units, jnp.asarray(thetas, dtype=jnp.float64), kraus, expansion)
 
 
 @eqx.filter_jit
-def _master_collide(model: CollisionalModel, thetas, kraus, expansion: bool):
-    d = model.battery.levels
+def _master_collide(a, units: QubitUnits, thetas, kraus, expansion: bool):
+    d = a.shape[0]
     n = jnp.arange(d, dtype=jnp.float64)
-    make = expansion_generator if expansion else generator
+    make = _expansion_generator if expansion else _generator
 
     def body(rho, theta):
-        rho = rho + make(model.battery, model.units, theta)(rho)
+        rho = rho + make(a, units, theta)(rho)
         if kraus is not None:
             rho = jnp.einsum("kij,jl,kml->im", kraus, rho, kraus.conj())
         return rho, jnp.real(jnp.dot(n, jnp.diagonal(rho)))
