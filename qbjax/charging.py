@@ -221,8 +221,8 @@ def charge(
         plan = _chebyshev_plan(spec, ts)
         if plan is None:  # traced parameters or a non-uniform grid: adaptive steps instead
             if method == "chebyshev":
-                warnings.warn("method='chebyshev' needs concrete parameters, a uniform grid from 0 and a "
-                              "diagonal H_B; using adaptive steps ('ode') instead", stacklevel=2)
+                warnings.warn("method='chebyshev' needs concrete parameters and a uniform grid from 0; "
+                              "using adaptive steps ('ode') instead", stacklevel=2)
             resolved = "ode"
         else:
             coeffs, c, r, n_chunks = plan
@@ -245,7 +245,7 @@ def _chebyshev_plan(spec: Spec, ts):
     """Static plan ``(coeffs, c, r, n_chunks)`` for :func:`chebyshev_moments`, or ``None``.
 
     Needs concrete coefficients (for the spectral enclosure and the number
-    of terms) and a uniform grid from 0.
+    of terms) and a uniform grid from 0.  ``H_B`` may be any Hermitian sum of terms.
     """
     leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
     if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
@@ -255,8 +255,6 @@ def _chebyshev_plan(spec: Spec, ts):
     # uniform up to rounding of linspace (a few ulp of t[-1])
     if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
         return None
-    if rep.split_diagonal(spec.space, spec.battery)[1]:
-        return None  # H_B must be diagonal in the product basis
     dt = float(t[-1]) / n
     diag, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
     # Gershgorin discs of the full matrix (rigorous): the centres are the
@@ -270,7 +268,8 @@ def _chebyshev_plan(spec: Spec, ts):
     for s in range(1, n + 1):
         if n % s == 0 and r * s * dt <= max(_CHEB_Z, r * dt):
             k = chebyshev_terms(r * s * dt)
-            if (k + 3) * size * 16 <= _CHEB_MEMORY:
+            # the chunk's Chebyshev vectors, plus psi, H psi, H^2 psi and B psi at its s save times
+            if (k + 3 + 5 * s) * size * 16 <= _CHEB_MEMORY:
                 best = s
     # terms rounded up to a multiple of 16: nearby parameters share one compiled
     # shape, and the extra terms only add coefficients below 1e-17
@@ -289,8 +288,12 @@ def _classical_view(spec: Spec) -> Spec:
     """
     from .operators import Boson, Spin
 
-    space = tuple((name, Boson(1) if dof.classical_size == 2 else Spin(1)) if dof.classical_size else (name, dof)
-                  for name, dof in spec.space)
+    def canonical(dof):
+        if not dof.classical_size or not isinstance(dof, (Boson, Spin)):
+            return dof  # qubits and the like have no size to forget
+        return Boson(1) if isinstance(dof, Boson) else Spin(1)
+
+    space = tuple((name, canonical(dof)) for name, dof in spec.space)
     return Spec(space=space, charger=spec.charger, battery=spec.battery, coupling=spec.coupling,
                 battery_dofs=spec.battery_dofs, initial=(), classical_initial=spec.classical_initial,
                 energy_bound=spec.energy_bound)
@@ -338,10 +341,22 @@ def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int) ->
     def apply_H(x):
         return D * x + offdiag(x)
 
-    b_diag = rep.diagonal_tensor(spec.space, spec.battery)
+    b_diag_terms, b_off = rep.split_diagonal(spec.space, spec.battery)
+    b_diag = rep.diagonal_tensor(spec.space, b_diag_terms)
+    b_rest = rep.MatrixFree(spec.space, b_off)
+
+    def apply_B(x):
+        return b_diag * x + b_rest(x) if b_off else b_diag * x
+
+    # B = H - (H_A + H_I): when H_B has more off-diagonal terms than the rest,
+    # get B psi from the H psi the expansion already has
+    rest = spec.charger + spec.coupling
+    apply_C = None
+    if len(b_off) > len(rep.split_diagonal(spec.space, rest)[1]):
+        apply_C = rep.MatrixFree(spec.space, rest)
     psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
     masks = _tensor_masks(spec)
-    E, dE, d2E, var, top = chebyshev_moments(apply_H, b_diag, psi0, n_chunks, coeffs, c, r, masks)
+    E, dE, d2E, var, top = chebyshev_moments(apply_H, apply_B, psi0, n_chunks, coeffs, c, r, masks, apply_C)
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
 

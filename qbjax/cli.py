@@ -91,7 +91,7 @@ def _base_parser(prog: str) -> _Parser:
 
 def _model_arg(text: str) -> str:
     if text not in MODEL_FLAGS:
-        allowed = [*MODEL_FLAGS, "heat-engine"]
+        allowed = [*MODEL_FLAGS, "heat-engine", "spin-chain"]
         raise UsageError(f"unknown model {text!r}; allowed: {', '.join(allowed)}")
     return text
 
@@ -138,6 +138,10 @@ def cmd_charge(argv):
         from .cli_heat_engine import charge_heat_engine
 
         return charge_heat_engine([a for a in argv if a != "heat-engine"])
+    if "spin-chain" in argv:
+        from .cli_spin_chain import charge_spin_chain
+
+        return charge_spin_chain([a for a in argv if a != "spin-chain"])
     p = _base_parser("qbjax charge")
     p.add_argument("model", type=_model_arg)
     p.add_argument("--classical", action="store_true", help="the classical analog (Hamilton flow)")
@@ -267,11 +271,14 @@ def _print_human(out: dict):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: qbjax {charge,advantage,demo,reproduce} ... [--json]\n"
+        print("usage: qbjax {charge,advantage,collide,demo,reproduce} ... [--json]\n"
               "  charge MODEL [--n N --g G --omega0 W ...] [--classical] [--t-max T] [--grad PARAM]\n"
-              "  advantage MODEL [--n N ...]\n  demo\n  reproduce [FIGURE]\n"
+              "  advantage MODEL [--n N ...]\n"
+              "  collide --battery oscillator|spin|ladder --levels L --protocol full-swap|greedy|constant|optimized"
+              " [--theta T] [--q Q --coherence C --phase A] --time T [--loss G]\n  demo\n  reproduce [FIGURE]\n"
               "  charge heat-engine [--n N --beta-omega B --rate R --protocol collective|individual --eps E]\n"
-              f"models: {', '.join(MODEL_FLAGS)}, heat-engine")
+              "  charge spin-chain [--n N --b B --g G --field W --alpha A --couplings nn|power --power P]\n"
+              f"models: {', '.join(MODEL_FLAGS)}, heat-engine, spin-chain")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

@@ -26,6 +26,8 @@ import numpy as np
 
 __all__ = [
     "MaxPower",
+    "MaxEnergy",
+    "max_energy",
     "max_power",
     "ergotropy",
     "passive_energy",
@@ -115,6 +117,47 @@ def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int) -> MaxPower:
     at_boundary = (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
     certified = ts[-1] * power >= energy_bound * (1 - 1e-12)
     return MaxPower(power, tau, energy, at_boundary, certified)
+
+
+class MaxEnergy(eqx.Module):
+    """``energy`` = ``max_t E_B(t)`` on the window, ``time`` its argument (refined)."""
+
+    energy: jax.Array
+    time: jax.Array
+
+
+def max_energy(traj, newton_steps: int = 12) -> MaxEnergy:
+    """Maximum stored energy (work) over the trajectory, refined beyond the grid.
+
+    Newton's method on ``E'(t) = 0`` for the quintic Hermite interpolant on
+    the two intervals around the grid maximum (as for :func:`max_power`);
+    the time carries no gradient (envelope theorem).
+    """
+    return _max_energy(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, newton_steps)
+
+
+@eqx.filter_jit
+def _max_energy(ts, E, dE, d2E, newton_steps: int) -> MaxEnergy:
+    n = ts.shape[0]
+    i = jnp.argmax(E)
+    lo, hi = jnp.maximum(i - 1, 0), jnp.minimum(i + 1, n - 1)
+
+    def interp(t):
+        k = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, lo, jnp.maximum(hi - 1, lo))
+        return hermite5(t, ts[k], ts[k + 1], (E[k], dE[k], d2E[k]), (E[k + 1], dE[k + 1], d2E[k + 1]))
+
+    d1 = jax.grad(interp)
+    d2 = jax.grad(d1)
+
+    def newton(_, t):
+        g, dg = d1(t), d2(t)
+        step = jnp.where(dg < 0, g / jnp.where(dg < 0, dg, 1.0), 0.0)
+        return jnp.clip(t - step, ts[lo], ts[hi])
+
+    tau = jax.lax.stop_gradient(jax.lax.fori_loop(0, newton_steps, newton, jax.lax.stop_gradient(ts[i])))
+    e_tau = interp(tau)
+    better = e_tau >= E[i]
+    return MaxEnergy(jnp.where(better, e_tau, E[i]), jnp.where(better, tau, ts[i]))
 
 
 def passive_energy(rho, levels, degeneracies=None):

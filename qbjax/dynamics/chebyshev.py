@@ -53,20 +53,26 @@ def chebyshev_coefficients(c: float, r: float, taus: np.ndarray, K: int):
     return a, a1, a2
 
 
-def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r: float, masks=()):
-    """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` on a uniform grid, ``B`` diagonal.
+def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r: float, masks=(),
+                      apply_C=None):
+    """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` on a uniform grid.
 
     Arguments:
         apply_H: ``psi -> H psi`` on state tensors.
-        b_diag: the diagonal of ``B`` (shape of the state).
-        psi0: initial state tensor.
+        apply_B: ``psi -> B psi`` (any Hermitian ``B``; a diagonal is one multiply).
+        psi0: initial state tensor (complex).
         n_chunks: chunks of ``S`` save intervals each (``S = coeffs[0].shape[0]``).
         coeffs: ``(A, A1, A2)`` from :func:`chebyshev_coefficients`.
         c, r: centre and half-width of the spectral enclosure.
         masks: real tensors; returns ``sum m |psi|^2`` per save time for each.
+        apply_C: optional ``C = H - B``; then ``B psi = H psi - C psi`` and
+            ``B H psi = H^2 psi - C H psi`` reuse the ``H psi, H^2 psi`` the
+            expansion gives for free (cheaper when ``B`` has many more terms
+            than ``C``, as for a spin chain's interactions).
 
     Returns:
         ``(E, dE, d2E, var, weights)`` at ``1 + n_chunks * S`` times (``t = 0`` first).
+        With ``z = <H psi|B psi>``: ``dE = -2 Im z``, ``d2E = 2 <H psi|B|H psi> - 2 Re <H^2 psi|B psi>``.
     """
     S, K3 = coeffs[0].shape
     # one stacked product gives psi, Ht psi and Ht^2 psi at all save times of a chunk
@@ -76,16 +82,19 @@ def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r:
         return (apply_H(x) - c * x) / r
 
     def moments(psi, hpsi, h2psi):
-        Bp = b_diag * psi
+        if apply_C is None:
+            Bp, BHp = apply_B(psi), apply_B(hpsi)
+        else:
+            Bp, BHp = hpsi - apply_C(psi), h2psi - apply_C(hpsi)
         dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
         E = jnp.real(dot(psi, Bp))
         dE = -2 * jnp.imag(dot(hpsi, Bp))
-        d2E = 2 * jnp.real(dot(hpsi, b_diag * hpsi)) - 2 * jnp.real(dot(h2psi, Bp))
+        d2E = 2 * jnp.real(dot(hpsi, BHp)) - 2 * jnp.real(dot(h2psi, Bp))
         var = jnp.real(dot(Bp, Bp)) - E**2
         w = jnp.stack([jnp.sum(m * jnp.abs(psi) ** 2) for m in masks]) if masks else jnp.zeros(0)
         return E, dE, d2E, var, w
 
-    def chunk(psi, _):
+    def vectors(psi):
         def gen(carry, _):
             p0, p1 = carry
             p2 = 2 * ht(p1) - p0
@@ -93,8 +102,10 @@ def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r:
 
         p1 = ht(psi)
         _, rest = jax.lax.scan(gen, (psi, p1), None, length=K3 - 2)
-        phis = jnp.concatenate([psi[None], p1[None], rest]).reshape(K3, -1)
-        combos = (stacked @ phis).reshape((3, S) + psi.shape)
+        return jnp.concatenate([psi[None], p1[None], rest]).reshape(K3, -1)
+
+    def chunk(psi, _):
+        combos = (stacked @ vectors(psi)).reshape((3, S) + psi.shape)
         psis, hts, ht2s = combos[0], combos[1], combos[2]
         hpsis = c * psis + r * hts
         h2psis = c * c * psis + 2 * c * r * hts + r * r * ht2s
@@ -103,4 +114,5 @@ def chebyshev_moments(apply_H, b_diag, psi0, n_chunks: int, coeffs, c: float, r:
 
     first = moments(psi0, apply_H(psi0), apply_H(apply_H(psi0)))
     _, outs = jax.lax.scan(chunk, psi0, None, length=n_chunks)
-    return tuple(jnp.concatenate([f[None], o.reshape((-1,) + o.shape[2:])]) for f, o in zip(first, outs, strict=True))
+    return tuple(jnp.concatenate([f[None], o.reshape((o.shape[0] * o.shape[1],) + o.shape[2:])])
+                 for f, o in zip(first, outs, strict=True))

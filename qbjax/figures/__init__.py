@@ -3,5 +3,6 @@
 from .seed000 import fig2 as _fig2
 from .seed000 import fig3 as _fig3
 from .seed000 import oscillator as _oscillator
+from .seed003 import FIGURES as _SEED003
 
-FIGURES = {"oscillator": _oscillator, "fig2": _fig2, "fig3": _fig3}
+FIGURES = {"oscillator": _oscillator, "fig2": _fig2, "fig3": _fig3, **_SEED003}
