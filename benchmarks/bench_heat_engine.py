@@ -36,9 +36,12 @@ keeps it (tightened if needed) at larger N; their cost is set by stiffness
 (rates up to Gamma_e e^{0.8} N^2 / 4) much more than by the tolerance.
 
 Limits.  Each QuTiP / dynamiqs run is a subprocess with a wall-clock cap
-(--cap, default 300 s) and is not started when its extrapolated time (a
-power law fitted to the smaller N of the same tool) exceeds --attempt-factor
-times the cap, or its memory estimate exceeds the machine's RAM.
+(--cap, default 300 s).  A run is not started when its memory estimate
+exceeds the machine's RAM, when a smaller N of the same tool already hit the
+cap (the cost grows with N, so the cap is a lower bound there too), or,
+with --attempt-factor F, when its extrapolated time (a power law through the
+process CPU times of the two largest finished N of the same tool, printed
+for every N) exceeds F caps.
 
 Timing: qbjax: first call (compile + run), then --repeats timed calls
 (median; compile = first - median).  dynamiqs: a compile call on a 1e-6-long
@@ -47,6 +50,7 @@ The machine is shared: os.getloadavg() is recorded with every timing.
 
     python benchmarks/bench_heat_engine.py            # full
     python benchmarks/bench_heat_engine.py --quick    # N = 100 only, smoke run
+    python benchmarks/bench_heat_engine.py --report benchmarks/results/heat_engine.json   # table again
 """
 
 from __future__ import annotations
@@ -72,11 +76,14 @@ def parse_args(argv=None):
                    help="comma list of N for QuTiP / dynamiqs (default 100,200,400,1000,10000,100000)")
     p.add_argument("--repeats", type=int, default=3, help="timed qbjax calls after the first")
     p.add_argument("--cap", type=float, default=300.0, help="wall-clock cap of one QuTiP / dynamiqs run (s)")
-    p.add_argument("--attempt-factor", type=float, default=20.0,
-                   help="skip a run whose extrapolated time exceeds this many caps")
+    p.add_argument("--attempt-factor", type=float, default=None,
+                   help="skip a run whose extrapolated time exceeds this many caps (default: attempt every N that "
+                        "fits in memory until one hits the cap)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS/XLA threads (default 1: shared box; 0 leaves the environment alone)")
     p.add_argument("--skip", default="", help="comma list to skip: qutip,dynamiqs")
+    p.add_argument("--report", default=None, metavar="JSON",
+                   help="recompute the table and the summary from a results file (no runs) and write --out")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.ns = [int(x) for x in a.ns.split(",")] if a.ns else ([100, 1000] if a.quick else [100, 1000, 10**4, 10**5])
@@ -284,13 +291,13 @@ def memory_estimate(tool, n):
 
 
 def extrapolate(rows, n):
-    """Power law through the last two finished runs of a tool: (predicted seconds, exponent)."""
+    """Power law through the CPU times of the two largest finished N of a tool: (predicted s, exponent)."""
     last = {r["n"]: r for r in rows if r["status"] == "ok"}  # per N, its last (equal-accuracy) run
     if len(last) < 2:
         return None, None
     a, b = (last[m] for m in sorted(last)[-2:])
-    k = math.log(b["run_s"] / a["run_s"]) / math.log(b["n"] / a["n"])
-    return b["run_s"] * (n / b["n"]) ** k, k
+    k = math.log(b["cpu_s"] / a["cpu_s"]) / math.log(b["n"] / a["n"])
+    return b["cpu_s"] * (n / b["n"]) ** k, k
 
 
 def other_tool(tool, cases, args, target_of, notes):
@@ -311,13 +318,15 @@ def other_tool(tool, cases, args, target_of, notes):
             notes.append(f"{tool} N={n}: {msg}")
             print(f"  {tool:8s} N={n}: skipped ({msg})", flush=True)
             continue
-        if pred is not None and pred > args.attempt_factor * args.cap:
+        if pred is not None and args.attempt_factor is not None and pred > args.attempt_factor * args.cap:
             msg = (f"does not fit in time: extrapolated {pred:.3g} s (power law N^{k:.2f} from its smaller N) "
                    f"> {args.attempt_factor:g} x cap {args.cap:.0f} s")
             rows.append({**base, "status": "skipped: " + msg})
             notes.append(f"{tool} N={n}: {msg}")
             print(f"  {tool:8s} N={n}: skipped ({msg})", flush=True)
             continue
+        if pred is not None:
+            print(f"  {tool:8s} N={n}: extrapolated CPU time {pred:.3g} s (N^{k:.2f})", flush=True)
         target = target_of(n)
         ladder = range(len(TOLS)) if tol_idx is None else range(tol_idx, len(TOLS))
         for i in ladder:
@@ -348,9 +357,13 @@ def other_tool(tool, cases, args, target_of, notes):
         else:
             notes.append(f"{tool} N={n}: no tolerance down to {TOLS[-1]:.0e} reaches the target {target:.1e}")
         if rows[-1]["status"] != "ok":  # timed out or failed: larger N will not fit either
+            why = rows[-1]["status"]
             for m in [m for m in args.others_ns if m > n]:
-                rows.append({"n": m, "tool": tool, "dim": (m + 1) ** 2, "status": f"skipped: N={n} already "
-                             f"{rows[-1]['status']}", "memory_estimate_gb": memory_estimate(tool, m) / 2**30})
+                mem = memory_estimate(tool, m)
+                status = (f"skipped: does not fit in memory: ~{mem / 2**30:.0f} GiB needed" if mem > 0.8 * ram
+                          else f"skipped: N={n} already {why}")
+                rows.append({"n": m, "tool": tool, "dim": (m + 1) ** 2, "status": status,
+                             "memory_estimate_gb": mem / 2**30, "smaller_n_capped": why.startswith("timed out")})
             break
     return rows
 
@@ -387,7 +400,77 @@ def table(rows, qb_run, qb_cpu):
     return "\n".join(lines)
 
 
+def fit(rows, tool):
+    """Power law through the CPU times of a tool's two largest finished N: (N_ref, cpu_ref, exponent) or None."""
+    last = {r["n"]: r for r in rows if r["tool"] == tool and r.get("equal_accuracy")}
+    if len(last) < 2:
+        return None
+    a, b = (last[m] for m in sorted(last)[-2:])
+    return b["n"], b["cpu_s"], math.log(b["cpu_s"] / a["cpu_s"]) / math.log(b["n"] / a["n"])
+
+
+def summarize(rows, cap):
+    """Per N: qbjax's times and each tool's time ratio at equal accuracy (measured, a lower bound when a run hit
+    the cap, and a power-law extrapolation of the CPU ratio where the tool did not finish)."""
+    qb_run = {r["n"]: r["run_s"] for r in rows if r["tool"] == "qbjax"}
+    qb_cpu = {r["n"]: r["cpu_s"] for r in rows if r["tool"] == "qbjax"}
+    summary = []
+    for n in sorted(qb_run):
+        line = {"n": n, "qbjax_run_s": qb_run[n], "qbjax_cpu_s": qb_cpu[n], "qbjax_compile_s": next(
+            r["compile_s"] for r in rows if r["tool"] == "qbjax" and r["n"] == n)}
+        for tool in ("qutip", "dynamiqs"):
+            mine = [r for r in rows if r["tool"] == tool and r["n"] == n]
+            eq = [r for r in mine if r.get("equal_accuracy")]
+            if eq:
+                line[f"{tool}_over_qbjax"] = eq[0]["run_s"] / qb_run[n]
+                line[f"{tool}_cpu_over_qbjax_cpu"] = eq[0]["cpu_s"] / qb_cpu[n]
+                line[f"{tool}_run_s"] = eq[0]["run_s"]
+                continue
+            if not mine:
+                continue
+            status = mine[-1]["status"]
+            if "memory" in status:
+                line[f"{tool}_over_qbjax"] = status
+                continue
+            if status.startswith("timed out") or mine[-1].get("smaller_n_capped"):
+                where = "" if status.startswith("timed out") else ", reached at a smaller N"
+                line[f"{tool}_over_qbjax"] = f"> {cap / qb_run[n]:.3g} (capped at {cap:.0f} s wall{where})"
+            else:
+                line[f"{tool}_over_qbjax"] = status
+            f = fit(rows, tool)
+            if f is not None:
+                n0, c0, k = f
+                line[f"{tool}_cpu_over_qbjax_cpu_extrapolated"] = (
+                    f"~{c0 * (n / n0) ** k / qb_cpu[n]:.3g} (CPU ~ N^{k:.2f} from N = {n0} and below)")
+        summary.append(line)
+    return summary
+
+
+def report(out, path):
+    rows, cap = out["rows"], out["cap_s"]
+    qb_run = {r["n"]: r["run_s"] for r in rows if r["tool"] == "qbjax"}
+    qb_cpu = {r["n"]: r["cpu_s"] for r in rows if r["tool"] == "qbjax"}
+    out["summary"] = summarize(rows, cap)
+    print("\n" + table(rows, qb_run, qb_cpu))
+    print("\nwall (CPU) / qbjax: this row's wall (process CPU) run time over qbjax's at the same N (> 1: qbjax is "
+          "faster); all single-threaded, so on a loaded box CPU time ~ the unloaded wall time. "
+          f"qbjax times include its steady state and tau; compile separate. Total wall time "
+          f"{out['total_wall_s']:.0f} s; load at end {out['machine']['load_at_end']}.")
+    print("ratios at equal accuracy (rel tau error <= qbjax's own, >= 1e-9):")
+    for s in out["summary"]:
+        print("  " + ", ".join(f"{k} = {fmt(v, '.3g') if isinstance(v, float) else v}" for k, v in s.items()))
+    if out["notes"]:
+        print("notes:\n" + "\n".join(f"  - {x}" for x in out["notes"]))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"results written to {path}")
+
+
 def main(args):
+    import dynamiqs as dq
+    import qutip as qt
+
     import qbjax as qb
 
     t_start = time.perf_counter()
@@ -402,8 +485,6 @@ def main(args):
         print(f"  qbjax    N={n}: compile {row['compile_s']:.2f} s, run {row['run_s']:.3f} s (median of "
               f"{row['runs']}), tau {row['tau']:.10g} (ref {case['tau_ref']:.10g}, rel err {row['rel_tau_err']:.1e};"
               f" ref vs rtol 1e-13: {case['ref_check_rtol_1e-13']:.1e}), load {row['load_after']}", flush=True)
-    qb_run = {r["n"]: r["run_s"] for r in rows}
-    qb_cpu = {r["n"]: r["cpu_s"] for r in rows}
     qb_err = {r["n"]: r["rel_tau_err"] for r in rows}
 
     def target_of(n):
@@ -413,58 +494,23 @@ def main(args):
         if tool in args.skip:
             continue
         rows += other_tool(tool, cases, args, target_of, notes)
-
-    # ratios at equal accuracy: the first row per (tool, N) meeting the target; lower bounds when capped
-    summary = []
-    for n in sorted({r["n"] for r in rows}):
-        line = {"n": n, "qbjax_run_s": qb_run.get(n), "qbjax_cpu_s": qb_cpu.get(n), "qbjax_compile_s": next(
-            (r["compile_s"] for r in rows if r["tool"] == "qbjax" and r["n"] == n), None)}
-        for tool in ("qutip", "dynamiqs"):
-            eq = [r for r in rows if r["tool"] == tool and r["n"] == n and r.get("equal_accuracy")]
-            capped = [r for r in rows if r["tool"] == tool and r["n"] == n and r["status"].startswith("timed out")]
-            skipped = [r for r in rows if r["tool"] == tool and r["n"] == n and r["status"].startswith("skipped")]
-            if eq and n in qb_run:
-                line[f"{tool}_over_qbjax"] = eq[0]["run_s"] / qb_run[n]
-                line[f"{tool}_cpu_over_qbjax_cpu"] = eq[0]["cpu_s"] / qb_cpu[n]
-                line[f"{tool}_run_s"] = eq[0]["run_s"]
-            elif capped and n in qb_run:
-                line[f"{tool}_over_qbjax"] = f"> {args.cap / qb_run[n]:.3g} (capped at {args.cap:.0f} s)"
-            elif skipped:
-                pred = skipped[0].get("predicted_s")
-                line[f"{tool}_over_qbjax"] = (f"~{pred / qb_run[n]:.3g} (extrapolated)" if pred and n in qb_run
-                                              else skipped[0]["status"])
-        summary.append(line)
-    total = time.perf_counter() - t_start
-    print("\n" + table(rows, qb_run, qb_cpu))
-    print("\nwall (CPU) / qbjax: this row's wall (process CPU) run time over qbjax's at the same N (> 1: qbjax is "
-          "faster); all single-threaded, so on a loaded box CPU time ~ the unloaded wall time. "
-          f"qbjax times include its steady state and tau; compile separate. Total wall time {total:.0f} s; "
-          f"load at end {load()}.")
-    print("ratios at equal accuracy (rel tau error <= qbjax's own, >= 1e-9):")
-    for s in summary:
-        print("  " + ", ".join(f"{k} = {fmt(v, '.3g') if isinstance(v, float) else v}" for k, v in s.items()))
-    if notes:
-        print("notes:\n" + "\n".join(f"  - {x}" for x in notes))
-    import dynamiqs as dq
-    import qutip as qt
-
     for c in cases.values():
         c.pop("ref_energy", None)
     out = {"benchmark": "heat_engine", "argv": sys.argv[1:], "quick": args.quick, "cap_s": args.cap,
-           "threads": args.threads, "repeats": args.repeats, "total_wall_s": total,
+           "threads": args.threads, "repeats": args.repeats, "total_wall_s": time.perf_counter() - t_start,
            "params": {"beta_omega": BETA_OMEGA, "rate": RATE, "omega0": OMEGA0, "eps": EPS, "num_times": NT},
            "versions": {"qbjax": qb.__version__, "jax": jax.__version__, "qutip": qt.__version__,
                         "dynamiqs": dq.__version__, "numpy": np.__version__, "python": platform.python_version()},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_at_end": load()},
-           "cases": list(cases.values()), "rows": rows, "summary": summary, "notes": notes}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"results written to {args.out}")
+           "cases": list(cases.values()), "rows": rows, "notes": notes}
+    report(out, args.out)
 
 
 if __name__ == "__main__":
     if ARGS.worker:
         worker_main(ARGS.worker)
+    elif ARGS.report:
+        with open(ARGS.report) as fh:
+            report(json.load(fh), ARGS.out)
     else:
         main(ARGS)
