@@ -149,6 +149,8 @@ def fig2(out="qbjax-figures", quick=False, verbose=True, n_traj=10, ns=None):
     ax[1, 1].plot(n, [r["fluctuation"] for r in rows], "o", color=colors["collective"], label="collective")
     ax[1, 1].plot(n, [r["individual_fluctuation"] for r in rows], "o", color=colors["individual"],
                   label="individual")
+    ax[1, 1].plot(n, [r["exact_fluctuation"] for r in rows], "-", color="tab:orange", lw=0.8,
+                  label="exact sigma of Eq. 13")
     ax[1, 1].plot(n, [r["eq15_fluctuation"] for r in rows], "k:", lw=1, label="Eq. 15 (large N)")
     ax[1, 1].set(xlabel="N", ylabel="sigma_N^SS / omega0", title="(d) steady fluctuation")
     for a in ax.flat:
@@ -239,14 +241,21 @@ def fig5(out="qbjax-figures", quick=False, verbose=True, ns=None):
     out = outdir(out)
     ns = [n for n in (_ns_tau(quick) if ns is None else ns) if n > 1]
     t1, rows = _tau_rows(ns, verbose, "heat-fig5 N")
+    k = RATE * (math.exp(-BETA_OMEGA) - 1)
     for r in rows:
         r["normalised"] = r["speedup"] / r["n_over_log_n"]
         r["eq20_normalised"] = t1 / r["eq20_tau"] / r["n_over_log_n"]
+        # the logistic cascade dm/dt ~ Gamma_e (x - 1) m (N - m) from m = 1 to a deficit eps:
+        # tau ~ (log N + log(1/eps)) / (Gamma_e (x - 1) N)
+        r["cascade_eps_normalised"] = t1 * k * math.log(r["n"]) / (math.log(r["n"]) + math.log(1 / EPS))
     n = np.array([r["n"] for r in rows], float)
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.semilogx(n, [r["normalised"] for r in rows], "o", color="tab:orange", label="qbjax")
     ax.semilogx(n, [r["eq20_normalised"] for r in rows], "-", color="tab:green", lw=1,
                 label="Eq. 20 cascade sum")
+    ax.semilogx(n, [r["cascade_eps_normalised"] for r in rows], "--", color="tab:gray", lw=1,
+                label="cascade stopped at deficit eps: log N + log(1/eps)")
+    ax.axhline(t1 * k, color="k", ls=":", lw=1, label="N -> inf limit: tau_1 Gamma_e (e^{-beta omega} - 1)")
     ax.set(xlabel="N", ylabel="(tau_1 / tau_N) / (N / log N)",
            title=f"seed 001 Fig. 5: beta_e omega0 = {BETA_OMEGA}, Gamma_e/omega0 = {RATE}", ylim=(0, None))
     ax.legend(fontsize=8)
