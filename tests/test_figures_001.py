@@ -31,7 +31,7 @@ def test_fig2_energy_density_rises_to_one(figures):
         assert abs(r["energy_density"] - closed_form_steady(r["n"], -0.8)["energy_density"]) < 1e-10
         assert abs(r["fluctuation"] - closed_form_steady(r["n"], -0.8)["fluctuation"]) < 1e-9
         # individual: e_1 for every N, sigma ~ sqrt(N)
-        assert abs(r["individual_energy_density"] - 1 / (1 + math.exp(0.8))) < 1e-12
+        assert abs(r["individual_energy_density"] - 1 / (1 + math.exp(-0.8))) < 1e-12
     c = d["curves"]
     # collective charges higher and faster than individual (Fig. 2a)
     assert c["collective"]["steady_energy"] > c["individual"]["steady_energy"]
