@@ -251,7 +251,10 @@ def chain_fig6(out="qbjax-figures", quick=False, verbose=True, g=1.0, omega=4.0,
             m = SpinChainBattery(n, b=1.0, g=g, field=omega, power=1.0, **kw)
             ts = time_grid(m)
             t0 = time.perf_counter()
-            q = max_power(charge(m, ts), warn=False)
+            try:
+                q = max_power(charge(m, ts), warn=False)
+            except MemoryError:  # "auto" picks the dense spectral method up to 2^N = 3000 (N = 11), whose
+                q = max_power(charge(m, ts, method="chebyshev"), warn=False)  # per-term build can exceed 4 GiB
             tq = time.perf_counter() - t0
             c = max_power(charge(m, ts, classical=True), warn=False)
             rows[kind].append({"n": n, "quantum": _f(q.power), "classical": _f(c.power),
