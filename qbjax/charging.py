@@ -167,7 +167,10 @@ def _resolve_method(spec: Spec, method: str, classical: bool, switch) -> str:
         if switch is not None:
             return "ode"
         dim = rep.basis(spec).dim
-        return "spectral" if dim <= SPECTRAL_MAX_DIM else "chebyshev"
+        terms = len(spec.charger + spec.battery + spec.coupling)
+        # the dense build holds one matrix per term: too many terms -> matrix free
+        fits = 16 * dim * dim * terms <= rep.DENSE_MEMORY_LIMIT
+        return "spectral" if dim <= SPECTRAL_MAX_DIM and fits else "chebyshev"
     if method not in ("spectral", "chebyshev", "ode", "dense-ode"):
         raise ValueError(f"method must be 'auto', 'spectral', 'chebyshev', 'ode' or 'dense-ode', got {method!r}")
     if method == "chebyshev" and switch is not None:

@@ -220,14 +220,24 @@ def split_diagonal(space, terms: tuple[Term, ...]):
 
 
 def diagonal_tensor(space, terms: tuple[Term, ...], dtype=jnp.float64):
-    """The diagonal of a sum of diagonal terms as a tensor of shape ``dims``."""
+    """The diagonal of a sum of diagonal terms as a tensor of shape ``dims``.
+
+    Built by broadcasting each term's small per-dof diagonals at run time:
+    a full-size numpy tensor per term would be captured as a compile-time
+    constant (gigabytes for a 20-spin chain with 190 couplings).
+    """
     dims = tuple(d.dim for _, d in space)
+    nd = len(dims)
     out = jnp.zeros(dims, dtype)
     for t in terms:
-        vec = np.ones(())
-        for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
-            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.real(m.diagonal()))
-        out = out + jnp.real(t.coeff).astype(dtype) * jnp.asarray(vec, dtype)
+        vec = jnp.real(t.coeff).astype(dtype)
+        for axis, m in enumerate(_local_matrices(space, t.factors)):
+            if m is None:
+                continue
+            shape = [1] * nd
+            shape[axis] = -1
+            vec = vec * jnp.asarray(np.real(m.diagonal()), dtype).reshape(shape)
+        out = out + vec
     return out
 
 

@@ -31,7 +31,8 @@ The local error is controlled in the total-variation norm
 ``sum_n |delta p_n|`` relative to ``sum_n p_n`` (the error of any bounded
 observable is bounded by it), and every output time is hit exactly (no
 interpolation).  The loop is an ``equinox`` checkpointed while loop, so
-``jax.grad`` and ``jax.jvp`` pass through.
+reverse mode (``jax.grad``, ``jax.jacrev``) passes through; forward mode
+(``jax.jvp``, ``jax.jacfwd``) does not (the checkpointed loop is a ``custom_vjp``).
 """
 
 from __future__ import annotations
