@@ -84,17 +84,23 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
     return out
 
 
+def _local_interpolant(ts, E, dE, d2E, lo, hi):
+    """``t -> E(t)``: the quintic Hermite interpolant on the grid intervals between nodes ``lo`` and ``hi``."""
+
+    def interp(t):
+        k = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, lo, jnp.maximum(hi - 1, lo))
+        return hermite5(t, ts[k], ts[k + 1], (E[k], dE[k], d2E[k]), (E[k + 1], dE[k + 1], d2E[k + 1]))
+
+    return interp
+
+
 @eqx.filter_jit
 def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int) -> MaxPower:
     n = ts.shape[0]
     P = jnp.where(ts > 0, E / jnp.where(ts > 0, ts, 1.0), -jnp.inf)
     i = jnp.argmax(P)
     lo, hi = jnp.maximum(i - 1, 0), jnp.minimum(i + 1, n - 1)
-
-    def interp(t):
-        k = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, lo, jnp.maximum(hi - 1, lo))
-        return hermite5(t, ts[k], ts[k + 1], (E[k], dE[k], d2E[k]), (E[k + 1], dE[k + 1], d2E[k + 1]))
-
+    interp = _local_interpolant(ts, E, dE, d2E, lo, hi)
     d_interp = jax.grad(interp)
     dd_interp = jax.grad(d_interp)
     t_lo = jnp.maximum(ts[lo], ts[i] * 1e-6)
@@ -141,11 +147,7 @@ def _max_energy(ts, E, dE, d2E, newton_steps: int) -> MaxEnergy:
     n = ts.shape[0]
     i = jnp.argmax(E)
     lo, hi = jnp.maximum(i - 1, 0), jnp.minimum(i + 1, n - 1)
-
-    def interp(t):
-        k = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, lo, jnp.maximum(hi - 1, lo))
-        return hermite5(t, ts[k], ts[k + 1], (E[k], dE[k], d2E[k]), (E[k + 1], dE[k + 1], d2E[k + 1]))
-
+    interp = _local_interpolant(ts, E, dE, d2E, lo, hi)
     d1 = jax.grad(interp)
     d2 = jax.grad(d1)
 
