@@ -253,6 +253,7 @@ COMMANDS = {
     "charge": cmd_charge,
     "advantage": cmd_advantage,
     "collide": _lazy("qbjax.collisional.cli", "cmd_collide"),
+    "sweep": _lazy("qbjax.cli_sweep", "cmd_sweep"),
     "demo": cmd_demo,
     "reproduce": cmd_reproduce,
 }
@@ -276,6 +277,7 @@ def main(argv=None) -> int:
               "  advantage MODEL [--n N ...]\n"
               "  collide --battery oscillator|spin|ladder --levels L --protocol full-swap|greedy|constant|optimized"
               " [--theta T] [--q Q --coherence C --phase A] --time T [--loss G]\n  demo\n  reproduce [FIGURE]\n"
+              "  sweep MODEL --PARAM start:stop:num ... [--metric max_power] [--zip A,B] [--out FILE.csv]\n"
               "  charge heat-engine [--n N --beta-omega B --rate R --protocol collective|individual --eps E]\n"
               "  charge spin-chain [--n N --b B --g G --field W --alpha A --couplings nn|power --power P]\n"
               f"models: {', '.join(MODEL_FLAGS)}, heat-engine, spin-chain")
