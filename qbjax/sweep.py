@@ -683,10 +683,12 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         K = 0
     else:
         K = int(num_times) if num_times is not None else int(gmodel.default_num_times())
-    has_top = {"value": False}
+    # the group model's arrays are arguments (replicated), not constants: the
+    # compiled program depends only on structure, so repeated sweeps reuse it
+    dyn, stat = eqx.partition(gmodel, eqx.is_array)
 
-    def point(values, factor):
-        m = _replace(gmodel, values, generic)
+    def point(dyn, values, factor):
+        m = _replace(eqx.combine(dyn, stat), values, generic)
         if generic:
             return {name: jnp.asarray(fn(m), jnp.float64) for name, fn, _ in metric_list}
         T = (m.default_t_max() if t_max is None else jnp.asarray(t_max, jnp.float64)) * factor
@@ -695,26 +697,38 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         out = {}
         for name, fn, user in metric_list:
             out[name] = jnp.asarray(fn(m, p.trajectory) if user else fn(p), jnp.float64)
-        if "trajectory" in p.__dict__:
-            top = p.trajectory.top_population
-            if top.shape[0]:
-                has_top["value"] = True
-                out["top_population"] = jnp.max(top)
+        if "trajectory" in p.__dict__ and p.trajectory.top_population.shape[0]:
+            out["top_population"] = jnp.max(p.trajectory.top_population)
         return out
 
     spec = P("batch")
+    sharding, replicated = NamedSharding(mesh, spec), NamedSharding(mesh, P())
 
-    def local(values, factor):
-        return jax.vmap(point)(values, factor)
+    def local(dyn, values, factor):
+        return jax.vmap(point, in_axes=(None, 0, 0))(dyn, values, factor)
 
-    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(spec, spec), out_specs=spec, check_vma=False))
-    sharding = NamedSharding(mesh, spec)
     example = {k: np.asarray(v[:1], np.float64) for k, v in swept.items()}
+    dyn_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), dyn)
 
     def abstract(per_device):
         b = per_device * n_dev
         vals = {k: jax.ShapeDtypeStruct((b,) + v.shape[1:], jnp.float64, sharding=sharding) for k, v in example.items()}
-        return vals, jax.ShapeDtypeStruct((b,), jnp.float64, sharding=sharding)
+        return dyn_abstract, vals, jax.ShapeDtypeStruct((b,), jnp.float64, sharding=sharding)
+
+    key = (jax.tree.structure(gmodel), tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(dyn)),
+           tuple(repr(x) for x in jax.tree.leaves(stat)), tuple((k, v.shape[1:]) for k, v in example.items()),
+           tuple((n, fn, u) for n, fn, u in metric_list), None if t_max is None else float(t_max), K, method,
+           options, tuple(d.id for d in mesh.devices.flat), generic)
+
+    def compile_for(per_device):
+        ckey = key + (per_device,)
+        if ckey not in _COMPILED:
+            sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec), out_specs=spec,
+                                            check_vma=False))
+            if len(_COMPILED) >= _CACHE_SIZE:
+                _COMPILED.pop(next(iter(_COMPILED)))
+            _COMPILED[ckey] = sharded.lower(*abstract(per_device)).compile()
+        return _COMPILED[ckey]
 
     compile_s = 0.0
     # Compile for the whole group in one chunk (capped); if XLA's memory
@@ -724,7 +738,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     compiled = None
     while compiled is None:
         t0 = time.perf_counter()
-        compiled = sharded.lower(*abstract(chunk)).compile()
+        compiled = compile_for(chunk)
         compile_s += time.perf_counter() - t0
         used = _memory(compiled)
         if chunk_size is None and used is not None and used > budget and chunk > 1:
@@ -732,6 +746,8 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             compiled = None
     used = _memory(compiled)
     B = chunk * n_dev
+
+    dyn_global = jax.tree.map(lambda x: _global(np.asarray(x), replicated), dyn)
 
     def run(values: dict, factors: np.ndarray, update: bool):
         n = len(factors)
@@ -741,7 +757,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             sl = np.arange(start, stop)
             sl = np.concatenate([sl, np.full(B - len(sl), stop - 1)])  # pad with the last point
             vals = {k: _global(np.asarray(v[sl], np.float64), sharding) for k, v in values.items()}
-            out = compiled(vals, _global(np.asarray(factors[sl], np.float64), sharding))
+            out = compiled(dyn_global, vals, _global(np.asarray(factors[sl], np.float64), sharding))
             if pending is not None:  # fetch the previous chunk while this one runs
                 results.append(_fetch(pending[0], pending[1]))
                 if update:
@@ -774,6 +790,11 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             "num_times": K, "bytes_per_device": used, "compile_s": compile_s,
             "retried_points": retried}
     return out, info
+
+
+#: Compiled chunk programs, by structure (least recently built dropped first).
+_COMPILED: dict = {}
+_CACHE_SIZE = 32
 
 
 def _global(x: np.ndarray, sharding: NamedSharding):
