@@ -1,0 +1,318 @@
+"""Exact Lindblad dynamics of collective spin ensembles, in the U(1)-neutral sector.
+
+A spec whose dofs are collective spins ``J_e`` (``Spin(N_e/2)``, the
+permutation-symmetric sector of ``N_e`` two-level systems, levels indexed by
+the excitation number ``n_e = m_e + N_e/2``) and whose jump operators are
+sums ``L = sum_e alpha_e J_e^s`` of lowering (``s = -``) or raising
+(``s = +``) operators changes the total excitation ``n = sum_e n_e`` by
+exactly one per jump.  The master equation is therefore covariant under
+``U(phi) = exp(i phi n)``: starting from a state diagonal in the ``n_e``
+(Dicke product states), ``rho`` only ever has entries
+``<n_0, n_1, ...| rho |n'_0, n'_1, ...>`` with ``sum n = sum n'``.  Any
+Hamiltonian ``omega0 n`` (the spins' common splitting) commutes with such
+``rho`` and drops out exactly (the paper's rotating frame).
+
+So the state is stored as the real tensor
+
+    R[n_0, n_1 .. n_{K-1}, n'_1 .. n'_{K-1}],   n'_0 = n_0 + sum_{e>0} (n_e - n'_e)   (implied)
+
+with ``(N_0 + 1) prod_{e>0} (N_e + 1)^2`` entries instead of
+``prod_e (N_e + 1)^2`` (ensemble 0 is the largest: a charger of ``N_C`` spins
+costs a factor ``N_C + 1``, not ``(N_C + 1)^2``).  Entries whose implied
+``n'_0`` falls outside ``0..N_0`` are zero.  Every ladder operator acting
+from the left or the right is a shift along one axis times a 1-D weight;
+a right action on ensemble 0 is a weight on the implied index.  Real
+arithmetic suffices: ``J^pm`` and the rates are real in the Dicke basis.
+
+Each channel costs ``5 r`` such passes (``r`` ensembles in ``L``):
+``X = L rho``, ``X L^+``, ``L^+ X``, ``Y = rho L^+``, ``Y L``.  Intermediate
+tensors carry their sector offset ``q = n_left - n_right`` as static data.
+Time stepping is adaptive (diffrax, :class:`~qbjax.dynamics.ODEOptions`).
+Individual (single-spin) channels leave the symmetric sector and are
+refused here (qbjax solves them on qubits with the dense propagator, or in
+the mean field).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .cumulants import Collective
+from .options import ODEOptions
+
+__all__ = ["CollectiveProblem", "collective_problem", "state_size", "state_memory", "solve_collective",
+           "WORKING_COPIES"]
+
+#: Arrays of the state's size alive during one adaptive step (stages, error
+#: estimate, intermediate passes): the memory estimate's multiplier.
+WORKING_COPIES = 24
+
+
+@dataclass(frozen=True)
+class CollectiveProblem:
+    """The static structure of a collective-spin spec.
+
+    Attributes:
+        names, sizes: dof names and ``N_e`` (``2 j_e``).
+        channels: :class:`~qbjax.dynamics.cumulants.Collective` structures, one per dissipator.
+        excitations: initial ``n_e`` per ensemble.
+    """
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    channels: tuple[Collective, ...]
+    excitations: tuple[int, ...]
+
+
+def collective_problem(spec) -> tuple[CollectiveProblem, jnp.ndarray]:
+    """``(structure, rates)`` of a spec made of collective spins and ladder-sum dissipators.
+
+    Raises:
+        ValueError: naming what is not of that form (a non-spin dof, a jump
+            operator mixing raising and lowering or with a non-ladder
+            factor, complex coefficients, a Hamiltonian that is not a
+            multiple of the total excitation).
+    """
+    from ..operators import Spin
+
+    names = spec.names
+    sizes = []
+    for name, dof in spec.space:
+        if not isinstance(dof, Spin) or dof.j.denominator not in (1, 2):
+            raise ValueError(f"dof {name!r} is {dof}: collective dynamics needs Spin dofs (N/2)")
+        sizes.append(int(2 * dof.j))
+    channels, rates = [], []
+    for d in spec.dissipators:
+        kinds, terms = set(), []
+        for t in d.operator:
+            if len(t.factors) != 1 or t.factors[0][1] not in ("jm", "jp"):
+                raise ValueError(f"jump operator term {t.factors} is not a single J^+ or J^- of one ensemble")
+            c = np.asarray(t.coeff)
+            if np.iscomplexobj(c) and np.any(np.imag(c) != 0):
+                raise ValueError("jump operator coefficients must be real (the Dicke-basis state stays real)")
+            kinds.add(t.factors[0][1])
+            terms.append((names.index(t.factors[0][0]), float(np.real(c))))
+        if len(kinds) != 1:
+            raise ValueError("a jump operator must be all lowering or all raising (U(1) covariance)")
+        channels.append(Collective(tuple(terms), raising=kinds == {"jp"}))
+        rates.append(jnp.asarray(d.rate, jnp.float64))
+    # H: only J_z / identity terms with one common coefficient commute with the neutral-sector state
+    coeffs = {}
+    for t in spec.charger + spec.battery + spec.coupling:
+        if not t.factors:
+            continue
+        if len(t.factors) != 1 or t.factors[0][1] != "jz":
+            raise ValueError(f"Hamiltonian term {t.factors}: only J_z terms (a common splitting) are allowed")
+        coeffs.setdefault(t.factors[0][0], []).append(t.coeff)
+    values = [float(np.real(np.asarray(sum(v)))) for v in coeffs.values()
+              if not isinstance(sum(v), jax.core.Tracer)]
+    if coeffs and (len(coeffs) != len(names) or max(values) - min(values) > 1e-12 * max(1.0, max(map(abs, values)))):
+        raise ValueError("the Hamiltonian must be omega0 * (total J_z) with one omega0 for every ensemble "
+                         "(then it drops out exactly); detuned ensembles are not supported")
+    excitations = tuple(d.level_index(dict(spec.initial).get(n, -d.j)) for n, d in spec.space)
+    if spec.initial_populations:
+        raise ValueError("collective dynamics starts from a Dicke product state (initial), not initial_populations")
+    return CollectiveProblem(tuple(names), tuple(sizes), tuple(channels), excitations), jnp.stack(rates)
+
+
+def _order(sizes):
+    """Ensembles ordered with the largest first (the one whose right index is implied)."""
+    anchor = int(np.argmax(sizes))
+    return (anchor,) + tuple(e for e in range(len(sizes)) if e != anchor)
+
+
+def state_size(sizes) -> int:
+    """Entries of the neutral-sector tensor ``R``."""
+    order = _order(sizes)
+    return (sizes[order[0]] + 1) * math.prod((sizes[e] + 1) ** 2 for e in order[1:])
+
+
+def state_memory(sizes) -> int:
+    """Bytes the exact solver needs (``WORKING_COPIES`` float64 tensors of :func:`state_size`)."""
+    return 8 * WORKING_COPIES * state_size(sizes)
+
+
+def _lower(N):
+    n = np.arange(N + 1, dtype=np.float64)
+    return np.sqrt(n * (N - n + 1))  # <n-1|J^-|n>
+
+
+def _raise(N):
+    n = np.arange(N + 1, dtype=np.float64)
+    return np.sqrt((n + 1) * (N - n))  # <n+1|J^+|n>
+
+
+def _shift(x, axis, delta):
+    """``out[..., i, ...] = x[..., i + delta, ...]`` (zero outside)."""
+    if delta == 0:
+        return x
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    if delta > 0:
+        pad[axis] = (0, delta)
+        return jax.lax.slice_in_dim(jnp.pad(x, pad), delta, delta + n, axis=axis)
+    pad[axis] = (-delta, 0)
+    return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, n, axis=axis)
+
+
+class _Sector:
+    """Index arithmetic of ``R`` for ``K`` ensembles (reordered, anchor first).
+
+    ``R`` is held as a 3-D array ``(N_0 + 1, B, B)`` with the other ensembles'
+    excitations flattened into one index of size ``B = prod (N_e + 1)``:
+    a ladder step on ensemble ``e`` is a shift by its stride along axis 1
+    (left) or 2 (right), with the digit's boundary folded into the weight.
+    Contiguous 3-D shifts are what XLA's CPU backend does fast (a 7-D
+    tensor of 3-wide axes is several times slower).
+    """
+
+    def __init__(self, sizes):
+        self.sizes = tuple(sizes)
+        self.K = len(sizes)
+        dims = [n + 1 for n in sizes[1:]]
+        self.B = math.prod(dims)
+        self.shape = (sizes[0] + 1, self.B, self.B)
+        digits = np.indices(dims).reshape(len(dims), -1) if dims else np.zeros((0, 1), int)
+        self.digits = digits  # (K - 1, B)
+        self.strides = [math.prod(dims[i + 1:]) for i in range(len(dims))]
+        self.total = digits.sum(axis=0).astype(np.float64)  # sum of battery excitations per flat index
+
+    def implied(self, q):
+        """``n'_0`` as a broadcastable float tensor for sector ``q``."""
+        c = np.arange(self.shape[0], dtype=np.float64)[:, None, None]
+        return c + self.total[None, :, None] - self.total[None, None, :] - q
+
+    def _digit_weights(self, e, raising, shift_sign):
+        """Per flat index ``i``: the ladder element taking digit ``e`` of ``i + shift`` to that of ``i``."""
+        N = self.sizes[e]
+        d = self.digits[e - 1]
+        g = _raise(N) if raising else _lower(N)
+        delta = 1 if raising else -1
+        src = d + shift_sign * delta  # the source digit
+        w = np.zeros(self.B)
+        ok = (src >= 0) & (src <= N)
+        w[ok] = g[src[ok]]
+        return w
+
+    def left(self, x, q, e, raising):
+        """``A x`` with ``A = J_e^+`` (raising) or ``J_e^-``: returns the tensor of sector ``q + delta``."""
+        delta = 1 if raising else -1
+        if e == 0:
+            N = self.sizes[0]
+            g = _raise(N) if raising else _lower(N)
+            w = np.zeros(N + 1)
+            idx = np.arange(N + 1) - delta
+            ok = (idx >= 0) & (idx <= N)
+            w[ok] = g[idx[ok]]
+            return jnp.asarray(w)[:, None, None] * _shift(x, 0, -delta), q + delta
+        w = self._digit_weights(e, raising, -1)  # out[i] = g(d_i - delta) x[i - delta stride]
+        return jnp.asarray(w)[None, :, None] * _shift(x, 1, -delta * self.strides[e - 1]), q + delta
+
+    def right(self, x, q, e, raising):
+        """``x B`` with ``B = J_e^+`` (raising) or ``J_e^-``: sector ``q + delta``."""
+        delta = 1 if raising else -1
+        if e == 0:
+            # weight on the implied index n'_0 (numpy at trace time: a small broadcast, no gather)
+            c = self.implied(q + delta)
+            N = self.sizes[0]
+            prod = (c + 1) * (N - c) if raising else c * (N - c + 1)
+            w = np.where((c >= 0) & (c <= N), np.sqrt(np.maximum(prod, 0.0)), 0.0)
+            return jnp.asarray(w) * x, q + delta
+        # out[j] = x[j + delta stride] * g(d_j)
+        N = self.sizes[e]
+        g = _raise(N) if raising else _lower(N)
+        w = g[self.digits[e - 1]]
+        return jnp.asarray(w)[None, None, :] * _shift(x, 2, delta * self.strides[e - 1]), q + delta
+
+
+def _rhs(sector: _Sector, channels, rates):
+    def rhs(R):
+        out = jnp.zeros_like(R)
+        for ch, rate in zip(channels, rates):
+            s, sd = ch.raising, not ch.raising  # A = J^s, A^+ = J^{-s}
+            X, qx = None, None
+            for e, a in ch.terms:
+                y, qx = sector.left(R, 0, e, s)
+                X = a * y if X is None else X + a * y
+            Y, qy = None, None
+            for e, a in ch.terms:
+                y, qy = sector.right(R, 0, e, sd)
+                Y = a * y if Y is None else Y + a * y
+            gain = loss = None
+            for e, a in ch.terms:
+                y, _ = sector.right(X, qx, e, sd)  # L rho L^+
+                gain = a * y if gain is None else gain + a * y
+                u, _ = sector.left(X, qx, e, sd)  # L^+ L rho
+                v, _ = sector.right(Y, qy, e, s)  # rho L^+ L
+                loss = a * (u + v) if loss is None else loss + a * (u + v)
+            out = out + rate * (gain - 0.5 * loss)
+        return out
+
+    return rhs
+
+
+def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptions | None = None,
+                     memory_limit: float | None = None):
+    """Exact master equation; returns ``(mean excitations (K, T), trace (T,))``.
+
+    Arguments:
+        problem, rates: from :func:`collective_problem` (rates are leaves: differentiable).
+        ts: save times (increasing, from the initial time).
+        options: ODE tolerances (default ``rtol = 1e-10, atol = 1e-12``, Tsit5).
+        memory_limit: bytes allowed (default the dense-operator limit of
+            :mod:`qbjax.representation`); above it :class:`MemoryError` names the need.
+
+    Returns:
+        ``<n_e>(t)`` in the caller's ensemble order and ``tr rho(t)``.
+    """
+    from ..representation import DENSE_MEMORY_LIMIT
+
+    limit = DENSE_MEMORY_LIMIT if memory_limit is None else memory_limit
+    need = state_memory(problem.sizes)
+    if need > limit:
+        raise MemoryError(f"exact collective dynamics of ensembles {problem.sizes} needs {need / 2**30:.2f} GiB "
+                          f"({state_size(problem.sizes)} matrix elements x {WORKING_COPIES} working copies; "
+                          f"limit {limit / 2**30:.2f} GiB): use the mean field")
+    if options is None:
+        options = ODEOptions(rtol=1e-10, atol=1e-12, solver="tsit5", max_steps=2_000_000)
+    return _solve_jit(problem, jnp.asarray(rates, jnp.float64), jnp.asarray(ts, jnp.float64), options)
+
+
+@eqx.filter_jit
+def _solve_jit(problem: CollectiveProblem, rates, ts, options):
+    order = _order(problem.sizes)
+    pos = {e: i for i, e in enumerate(order)}
+    sizes = tuple(problem.sizes[e] for e in order)
+    channels = tuple(Collective(tuple((pos[e], a) for e, a in ch.terms), ch.raising) for ch in problem.channels)
+    sector = _Sector(sizes)
+    exc = tuple(problem.excitations[e] for e in order)
+    flat = int(np.ravel_multi_index(exc[1:], tuple(n + 1 for n in sizes[1:]))) if len(sizes) > 1 else 0
+    R0 = jnp.zeros(sector.shape).at[exc[0], flat, flat].set(1.0)
+    K = len(sizes)
+    B = sector.B
+
+    def populations(R):
+        return jnp.diagonal(R.reshape(sizes[0] + 1, B, B), axis1=1, axis2=2).reshape((sizes[0] + 1,) +
+                                                                                       tuple(n + 1 for n in sizes[1:]))
+
+    def observe(R):
+        P = populations(R)
+        means = []
+        for e in range(K):
+            axes = tuple(a for a in range(K) if a != e)
+            means.append(jnp.sum(P, axis=axes) @ jnp.arange(sizes[e] + 1, dtype=jnp.float64))
+        return jnp.stack(means), jnp.sum(P)
+
+    rhs = _rhs(sector, channels, rates)
+    means, trace = options.solve(lambda t, R, a: rhs(R), R0, ts, fn=observe)
+    inverse = [order.index(e) for e in range(K)]
+    means = means.T[jnp.asarray(inverse)]
+    bad = ~jnp.all(jnp.isfinite(means)) | jnp.any(jnp.abs(trace - 1.0) > 1e-6)
+    means = eqx.error_if(means, bad, "exact collective dynamics diverged or lost the trace")
+    return means, trace
