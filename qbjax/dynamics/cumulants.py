@@ -429,7 +429,14 @@ def solve_cumulants(eqs: CumulantEquations, rates, y0, ts, *, options: ODEOption
     non-finite values raise through ``eqx.error_if`` (a closure can leave the
     physical set far outside its validity; never silently).
     """
+    return _solve_jit(eqs, jnp.asarray(rates, jnp.float64), jnp.asarray(y0, jnp.float64),
+                      jnp.asarray(ts, jnp.float64), options)
+
+
+@eqx.filter_jit
+def _solve_jit(eqs: CumulantEquations, rates, y0, ts, options: ODEOptions):
+    """One compilation per equation structure, grid length and options; rates, y0, ts are traced."""
     rhs = cumulant_rhs(eqs, rates)
-    ys = options.solve(lambda t, y, a: rhs(y), jnp.asarray(y0, jnp.float64), jnp.asarray(ts, jnp.float64))
+    ys = options.solve(lambda t, y, a: rhs(y), y0, ts)
     bad = ~jnp.all(jnp.isfinite(ys)) | jnp.any(jnp.abs(ys) > 1.0 + 1e-6)
     return eqx.error_if(ys, bad, "cumulant moments left [-1, 1] or diverged: the closure broke down")
