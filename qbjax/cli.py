@@ -142,6 +142,10 @@ def cmd_charge(argv):
         from .cli_spin_chain import charge_spin_chain
 
         return charge_spin_chain([a for a in argv if a != "spin-chain"])
+    if "reservoirs" in argv:
+        from .cli_reservoirs import charge_reservoirs_cli
+
+        return charge_reservoirs_cli([a for a in argv if a != "reservoirs"])
     p = _base_parser("qbjax charge")
     p.add_argument("model", type=_model_arg)
     p.add_argument("--classical", action="store_true", help="the classical analog (Hamilton flow)")
