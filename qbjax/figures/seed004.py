@@ -153,12 +153,14 @@ def pump(out: str = "qbjax-figures", quick: bool = False, verbose: bool = False)
         ax.plot(fine, [plateau_formula(m, g) for g in fine], "-", color=line.get_color(), lw=0.8)
         model = ReservoirBattery(n_c, n_b, m, gamma_up=1.0)
         t0 = time.perf_counter()
-        res = minimal_pump(model, target, t_read / n_c, init=max(m - 2.0, 0.3), steps=60 if quick else 150)
+        res = minimal_pump(model, target, t_read / n_c, grid=4 * m + 1 if quick else 8 * m + 1,
+                           steps=40 if quick else 200)
         closed = m - math.pi / (2 * math.asin(math.sqrt(target)))
         data["curves"][m] = {"pumps": pumps.tolist(), "plateau": plateau,
                              "formula": [plateau_formula(m, g) for g in pumps]}
         data["minimal_pump"][m] = {"gamma_up": res["gamma_up"], "energy": res["energy"], "steps": res["steps"],
-                                   "closed_form": closed, "wall_s": time.perf_counter() - t0}
+                                   "bracket": res["bracket"], "closed_form": closed,
+                                   "wall_s": time.perf_counter() - t0}
     ax.axhline(target, color="gray", ls=":", lw=0.7)
     ax.set_xlabel("gamma_up / gamma_down")
     ax.set_ylabel(f"E_B / (N_B omega0) at t = {t_read:g}/(gamma_down N_C)")

@@ -353,48 +353,60 @@ def _lindblad(model, spec, ts, options):
 
 
 def final_battery_energy(model: ReservoirBattery, t_max, *, method: str = "meanfield", closure: str = "full",
-                         num_times: int = 2):
+                         num_times: int = 2, options=None):
     """Mean battery energy density at ``t_max`` (differentiable in every leaf, e.g. ``gamma_up``)."""
     ts = jnp.linspace(0.0, jnp.asarray(t_max, jnp.float64), num_times)
-    return jnp.mean(charge_reservoirs(model, ts, method=method, closure=closure).batteries[:, -1])
+    return jnp.mean(charge_reservoirs(model, ts, method=method, closure=closure, options=options).batteries[:, -1])
 
 
-def minimal_pump(model: ReservoirBattery, target: float, t_max, *, steps: int = 200, learning_rate: float = 0.05,
-                 init=None, closure: str = "full", tol: float = 1e-6):
-    """The smallest ``gamma_up`` that charges every battery to ``target`` at ``t_max`` (optax).
+def minimal_pump(model: ReservoirBattery, target: float, t_max, *, max_pump=None, grid: int = 41, steps: int = 200,
+                 closure: str = "full", tol: float = 1e-7):
+    """The smallest ``gamma_up`` that charges the batteries to ``target`` (mean energy density) at ``t_max``.
 
-    The battery energy at ``t_max`` rises with the pump over the range of
-    interest, so the smallest pump that reaches ``target`` is the root of
-    ``E_B(gamma_up) = target``.  Adam minimises ``(E_B - target)^2`` over
-    ``log gamma_up`` (mean field, exact gradients through the ODE solve).
-
-    Above ``gamma_up = (m - 1) gamma_down`` the plateau collapses (the
-    charger no longer decays collectively), so start below the root and keep
-    the learning rate small (log-space steps of about ``learning_rate``).
+    The battery energy ``E_B(gamma_up)`` at ``t_max`` is not monotonic: it
+    rises to full charge at ``gamma_up = (m - 1) gamma_down`` and then
+    collapses (the charger no longer decays collectively), with transient
+    crossings of the target above that.  So the search (i) brackets the
+    first crossing on a grid of ``grid`` pumps in ``[0, max_pump]``
+    (default ``2 m gamma_down``), then (ii) runs projected Adam (optax) on
+    ``(E_B - target)^2`` inside the bracket, with exact gradients through
+    the mean-field ODE.
 
     Returns:
-        ``{"gamma_up", "energy", "steps", "history"}`` (plain floats; ``history``: ``(gamma_up, E_B)`` per step).
+        ``{"gamma_up", "energy", "steps", "bracket", "history"}`` (plain floats;
+        ``history``: ``(gamma_up, E_B)`` per Adam step).  ``gamma_up`` is ``nan``
+        when no pump in the range reaches the target.
     """
     import optax
 
     @eqx.filter_jit
-    def loss_and_grad(logg):
-        def loss(lg):
-            m = eqx.tree_at(lambda x: x.gamma_up, model, jnp.exp(lg))
-            e = final_battery_energy(m, t_max, closure=closure)
-            return (e - target) ** 2, e
+    def value_and_grad(g):
+        def energy(x):
+            return final_battery_energy(eqx.tree_at(lambda m: m.gamma_up, model, x), t_max, closure=closure)
 
-        return jax.value_and_grad(loss, has_aux=True)(logg)
+        return jax.value_and_grad(energy)(g)
 
-    start = jnp.log(jnp.asarray(model.gamma_down if init is None else init, jnp.float64))
-    opt = optax.adam(learning_rate)
-    state = opt.init(start)
-    logg, history, energy = start, [], None
+    hi_pump = 2.0 * model.batteries * float(model.gamma_down) if max_pump is None else float(max_pump)
+    pumps = np.linspace(0.0, hi_pump, grid)
+    values = [float(value_and_grad(jnp.asarray(g))[0]) for g in pumps]
+    above = [i for i, v in enumerate(values) if v >= target]
+    if not above:
+        return {"gamma_up": float("nan"), "energy": max(values), "steps": 0, "bracket": None, "history": []}
+    i = above[0]
+    if i == 0:
+        return {"gamma_up": 0.0, "energy": values[0], "steps": 0, "bracket": (0.0, 0.0), "history": []}
+    lo, hi = float(pumps[i - 1]), float(pumps[i])
+    # start at the secant estimate; Adam's step ~ learning rate, a tenth of the bracket
+    g = jnp.asarray(lo + (target - values[i - 1]) * (hi - lo) / (values[i] - values[i - 1]))
+    opt = optax.adam((hi - lo) / 10)
+    state = opt.init(g)
+    history, energy = [], None
     for _ in range(steps):
-        (_, energy), g = loss_and_grad(logg)
-        history.append((float(jnp.exp(logg)), float(energy)))
+        energy, dE = value_and_grad(g)
+        history.append((float(g), float(energy)))
         if abs(float(energy) - target) < tol:
             break
-        updates, state = opt.update(g, state)
-        logg = optax.apply_updates(logg, updates)
-    return {"gamma_up": float(jnp.exp(logg)), "energy": float(energy), "steps": len(history), "history": history}
+        updates, state = opt.update(2.0 * (energy - target) * dE, state)
+        g = jnp.clip(optax.apply_updates(g, updates), lo, hi)
+    return {"gamma_up": float(g), "energy": float(energy), "steps": len(history), "bracket": (lo, hi),
+            "history": history}
