@@ -197,14 +197,14 @@ def parse_range(text: str, name: str = "parameter") -> np.ndarray:
 class _Point:
     """What the figures of merit of one grid point need, computed on first use (inside the trace)."""
 
-    def __init__(self, model, ts, method: str, options):
-        self.model, self.ts, self.method, self.options = model, ts, method, options
+    def __init__(self, model, ts, method: str, options, classical: bool = False):
+        self.model, self.ts, self.method, self.options, self.classical = model, ts, method, options, classical
 
     @functools.cached_property
     def trajectory(self):
         from .charging import charge
 
-        return charge(self.model, self.ts, method=self.method, options=self.options)
+        return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
 
     @functools.cached_property
     def max_power(self):
@@ -460,6 +460,7 @@ def sweep(
     num_times: int | None = None,
     method: str = "auto",
     options=None,
+    classical: bool = False,
     memory_budget: int | None = None,
     chunk_size: int | None = None,
     max_chunk: int = 4096,
@@ -488,7 +489,8 @@ def sweep(
         t_max: window end (default: each point's ``model.default_t_max()``).
         num_times: grid points of the window (default: the model's, the
             largest over each static group).
-        method, options: passed to :func:`qbjax.charge`.
+        method, options, classical: passed to :func:`qbjax.charge` (``classical=True``:
+            the classical analog's trajectory).
         memory_budget: bytes per device for one chunk (default: half a
             GPU's memory; on CPU 2 GiB over all virtual devices).
         chunk_size: points per device per chunk (default: from the budget).
@@ -527,7 +529,7 @@ def sweep(
         for static, idx, gmodel in groups:
             swept = {k: v[idx] for k, v in points.items() if k not in static}
             out, ginfo = _run_group(gmodel, swept, metric_list, mesh, budget, chunk_size, max_chunk,
-                                    t_max, num_times, method, options, bar, max_doublings, generic)
+                                    t_max, num_times, method, options, bar, max_doublings, generic, classical)
             compile_s += ginfo["compile_s"]
             ginfo["static"] = {k: _jsonable(v) for k, v in static.items()}
             info_groups.append(ginfo)
@@ -674,7 +676,8 @@ def _replace(model, values: dict, generic: bool):
 
 
 def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_size, max_chunk: int,
-               t_max, num_times, method, options, bar: _Progress, max_doublings: int, generic: bool):
+               t_max, num_times, method, options, bar: _Progress, max_doublings: int, generic: bool,
+               classical: bool = False):
     n_dev = mesh.devices.size
     n_points = len(next(iter(swept.values()))) if swept else 1
     if not swept:
@@ -693,7 +696,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             return {name: jnp.asarray(fn(m), jnp.float64) for name, fn, _ in metric_list}
         T = (m.default_t_max() if t_max is None else jnp.asarray(t_max, jnp.float64)) * factor
         ts = jnp.linspace(0.0, jax.lax.stop_gradient(T), K)
-        p = _Point(m, ts, method, options)
+        p = _Point(m, ts, method, options, classical)
         out = {}
         for name, fn, user in metric_list:
             out[name] = jnp.asarray(fn(m, p.trajectory) if user else fn(p), jnp.float64)
@@ -718,7 +721,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     key = (jax.tree.structure(gmodel), tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(dyn)),
            tuple(repr(x) for x in jax.tree.leaves(stat)), tuple((k, v.shape[1:]) for k, v in example.items()),
            tuple((n, fn, u) for n, fn, u in metric_list), None if t_max is None else float(t_max), K, method,
-           options, tuple(d.id for d in mesh.devices.flat), generic)
+           options, tuple(d.id for d in mesh.devices.flat), generic, classical)
 
     def compile_for(per_device):
         ckey = key + (per_device,)

@@ -1,0 +1,317 @@
+"""Maximise figures of merit with optax: bounds, norm constraints, vmapped restarts.
+
+:func:`optimize` maximises any differentiable ``objective(params)`` over a
+pytree of parameters (a dict of arrays).  Constraints are handled by
+reparametrisation, so Adam and L-BFGS both run unconstrained in a latent
+variable ``z`` and every iterate is feasible:
+
+=============== ============================================ =====================================
+constraint      map ``z -> x``                               use
+=============== ============================================ =====================================
+``Box(lo, hi)`` ``lo + (hi - lo) sigmoid(z)``;               bounded couplings, ``|lambda| <= 1``
+                ``lo + softplus(z)`` one-sided
+``Sphere(r)``   ``r z / |z|``                                fixed total coupling ``|g| = r``
+``Ball(r)``     ``r tanh(|z|/r) z / |z|``                    ``|g| <= r``
+``Simplex(s)``  ``s softmax(z)``                             ``g_i >= 0``, ``sum g_i = s``
+=============== ============================================ =====================================
+
+Restarts are vmapped (one compiled step for all of them): restart 0 starts
+at the given point, the others at random feasible points.  The history of
+every restart's objective is returned as plain arrays.
+
+:func:`optimize_model` wraps it for a battery model's leaves and the
+figures of merit ``max_power``, ``energy_at`` (``E_B(tau)``), ``ergotropy``
+(at ``tau``), or a weighted sum of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = ["Box", "Sphere", "Ball", "Simplex", "optimize", "optimize_model", "OptimizeResult", "model_objective"]
+
+
+class Box(eqx.Module):
+    """``lo <= x <= hi`` elementwise (either side may be ``None``)."""
+
+    lo: float | None = None
+    hi: float | None = None
+
+    def __check_init__(self):
+        if self.lo is not None and self.hi is not None and not self.lo < self.hi:
+            raise ValueError(f"Box needs lo < hi, got ({self.lo}, {self.hi})")
+
+    def forward(self, z):
+        if self.lo is not None and self.hi is not None:
+            return self.lo + (self.hi - self.lo) * jax.nn.sigmoid(z)
+        if self.lo is not None:
+            return self.lo + jax.nn.softplus(z)
+        if self.hi is not None:
+            return self.hi - jax.nn.softplus(z)
+        return z
+
+    def inverse(self, x):
+        x = jnp.asarray(x, jnp.float64)
+        if self.lo is not None and self.hi is not None:
+            # a bound itself is at z = +-inf, where the sigmoid has no gradient: start 1% inside
+            u = jnp.clip((x - self.lo) / (self.hi - self.lo), 0.01, 0.99)
+            return jnp.log(u) - jnp.log1p(-u)
+        if self.lo is not None:
+            return _softplus_inv(jnp.maximum(x - self.lo, 1e-3))
+        if self.hi is not None:
+            return _softplus_inv(jnp.maximum(self.hi - x, 1e-3))
+        return x
+
+    def sample(self, key, x0):
+        if self.lo is not None and self.hi is not None:
+            return self.inverse(jax.random.uniform(key, x0.shape, minval=self.lo, maxval=self.hi))
+        return self.inverse(x0) + 0.5 * jax.random.normal(key, x0.shape)
+
+
+def _softplus_inv(y):
+    return y + jnp.log(-jnp.expm1(-y))
+
+
+class Sphere(eqx.Module):
+    """``|x|_2 = radius`` (for example a fixed total coupling strength)."""
+
+    radius: float
+
+    def forward(self, z):
+        return self.radius * z / jnp.linalg.norm(z)
+
+    def inverse(self, x):
+        return jnp.asarray(x, jnp.float64)
+
+    def sample(self, key, x0):
+        return jax.random.normal(key, x0.shape)
+
+
+class Ball(eqx.Module):
+    """``|x|_2 <= radius`` (smooth: ``x = radius tanh(|z|/radius) z/|z|``)."""
+
+    radius: float
+
+    def forward(self, z):
+        n = jnp.linalg.norm(z)
+        return self.radius * jnp.tanh(n / self.radius) * z / n
+
+    def inverse(self, x):
+        x = jnp.asarray(x, jnp.float64)
+        n = jnp.linalg.norm(x)
+        r = jnp.clip(n / self.radius, 1e-12, 1 - 1e-9)
+        return x / n * self.radius * jnp.arctanh(r)
+
+    def sample(self, key, x0):
+        return jax.random.normal(key, x0.shape) * self.radius
+
+
+class Simplex(eqx.Module):
+    """``x >= 0`` and ``sum x = total`` (an L1 sphere on the positive orthant)."""
+
+    total: float
+
+    def forward(self, z):
+        return self.total * jax.nn.softmax(z.reshape(-1)).reshape(z.shape)
+
+    def inverse(self, x):
+        x = jnp.asarray(x, jnp.float64)
+        return jnp.log(jnp.maximum(x / self.total, 1e-12))
+
+    def sample(self, key, x0):
+        return jax.random.normal(key, x0.shape)
+
+
+class OptimizeResult(eqx.Module):
+    """The best point and the whole run.
+
+    Attributes:
+        params: the best parameters found (over all restarts).
+        value: the objective there.
+        best_restart: its restart index.
+        restart_params: every restart's final parameters (leading axis: restart).
+        restart_values: every restart's final objective ``(R,)``.
+        history: objective of every restart at every step ``(steps, R)`` (before the step).
+        method: ``"adam"`` or ``"lbfgs"``.
+    """
+
+    params: dict
+    value: jax.Array
+    best_restart: int = eqx.field(static=True)
+    restart_params: dict
+    restart_values: jax.Array
+    history: np.ndarray
+    method: str = eqx.field(static=True)
+
+
+def _split_constraints(params, constraints):
+    constraints = dict(constraints or {})
+    unknown = set(constraints) - set(params)
+    if unknown:
+        raise ValueError(f"constraints name unknown parameters {sorted(unknown)}; parameters: {sorted(params)}")
+    return {k: constraints.get(k, Box()) for k in params}
+
+
+def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | None = None, restarts: int = 1,
+             steps: int = 200, method: str = "adam", learning_rate: float = 0.05, seed: int = 0,
+             progress: bool = True, maximize: bool = True) -> OptimizeResult:
+    """Maximise ``objective(params)`` (a differentiable scalar) with optax.
+
+    Arguments:
+        objective: ``dict -> scalar``.
+        params: the starting point, ``{name: array}``.
+        constraints: ``{name: Box | Sphere | Ball | Simplex}`` (unconstrained otherwise).
+        restarts: number of starts, run together under ``vmap``; restart 0
+            starts at ``params``.
+        steps: optimiser steps (L-BFGS: iterations, each with a line search).
+        method: ``"adam"`` or ``"lbfgs"`` (zoom line search).
+        learning_rate: Adam's step size.
+        maximize: ``False`` minimises.
+
+    Returns:
+        An :class:`OptimizeResult`.
+    """
+    if method not in ("adam", "lbfgs"):
+        raise ValueError(f"method must be 'adam' or 'lbfgs', got {method!r}")
+    if restarts < 1 or steps < 0:
+        raise ValueError(f"restarts must be >= 1 and steps >= 0, got {restarts}, {steps}")
+    params = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
+    cons = _split_constraints(params, constraints)
+    sign = 1.0 if maximize else -1.0
+
+    def to_x(z):
+        return {k: cons[k].forward(z[k]) for k in z}
+
+    def loss(z):
+        return -sign * objective(to_x(z))
+
+    z0 = {k: cons[k].inverse(v) for k, v in params.items()}
+    keys = jax.random.split(jax.random.PRNGKey(seed), max(restarts - 1, 1) * len(params)).reshape(
+        max(restarts - 1, 1), len(params), -1)
+    starts = [z0]
+    for r in range(restarts - 1):
+        starts.append({k: cons[k].sample(keys[r, i], params[k]) for i, k in enumerate(params)})
+    Z = jax.tree.map(lambda *xs: jnp.stack(xs), *starts)
+
+    if method == "adam":
+        opt = optax.adam(learning_rate)
+
+        def step(z, s):
+            v, g = jax.value_and_grad(loss)(z)
+            updates, s = opt.update(g, s, z)
+            return optax.apply_updates(z, updates), s, v
+    else:
+        opt = optax.lbfgs()
+        vg = optax.value_and_grad_from_state(loss)
+
+        def step(z, s):
+            v, g = vg(z, state=s)
+            updates, s = opt.update(g, s, z, value=v, grad=g, value_fn=loss)
+            return optax.apply_updates(z, updates), s, v
+
+    S = jax.vmap(opt.init)(Z)
+    step_all = jax.jit(jax.vmap(step))
+    history = np.zeros((steps, restarts))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc=f"optimize ({method}, {restarts} restarts)", file=sys.stderr, mininterval=0.5)
+    for i in range(steps):
+        Z, S, v = step_all(Z, S)
+        history[i] = -sign * np.asarray(v)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(best=f"{np.nanmax(history[i]) if maximize else np.nanmin(history[i]):.6g}")
+    if bar is not None:
+        bar.close()
+    X = jax.vmap(to_x)(Z)
+    values = jax.vmap(objective)(X)
+    score = jnp.where(jnp.isnan(values), -jnp.inf, sign * values)
+    best = int(jnp.argmax(score))
+    return OptimizeResult({k: v[best] for k, v in X.items()}, values[best], best, X, values, history, method)
+
+
+FIGURES = ("max_power", "energy_at", "ergotropy")
+
+
+def model_objective(model, names, figure="max_power", *, tau=None, t_max=None, num_times: int | None = None,
+                    method: str = "auto") -> Callable:
+    """``{name: value} -> figure of merit`` of ``model`` with those leaves replaced.
+
+    Arguments:
+        figure: ``"max_power"`` (``Pbar`` on the fixed time grid
+            ``time_grid(model, t_max, num_times)``), ``"energy_at"``
+            (``E_B(tau)``), ``"ergotropy"`` (of the battery at ``tau``;
+            ``tau=None``: the time of maximum power of the *starting*
+            model, then held fixed so that the gradient is exact), or
+            ``{figure: weight}`` for a weighted sum (a trade-off).
+    """
+    from .analysis import replace_params
+    from .charging import battery_ergotropy, charge, time_grid
+    from .metrics import max_power
+
+    weights = {figure: 1.0} if isinstance(figure, str) else dict(figure)
+    for f in weights:
+        if f not in FIGURES:
+            raise ValueError(f"unknown figure {f!r}; allowed: {', '.join(FIGURES)} (or a dict of weights)")
+    if any(f == "energy_at" for f in weights) and tau is None:
+        raise ValueError("figure 'energy_at' needs tau")
+    for n in names:
+        if not hasattr(model, n):
+            raise ValueError(f"unknown parameter {n!r} of {type(model).__name__}")
+    ts = time_grid(model, t_max, num_times)
+    if "ergotropy" in weights and tau is None:
+        # the time of maximum power of the starting model, held fixed: the
+        # ergotropy at a moving taubar(theta) would need d taubar / d theta,
+        # which the envelope theorem does not remove (unlike for Pbar itself)
+        tau = float(max_power(charge(model, ts, method=method), warn=False).time)
+
+    def value(p):
+        m = replace_params(model, **p)
+        out, mp = 0.0, None
+        if "max_power" in weights:
+            mp = max_power(charge(m, ts, method=method), warn=False)
+        for f, w in weights.items():
+            if f == "max_power":
+                out = out + w * mp.power
+            elif f == "energy_at":
+                out = out + w * charge(m, jnp.stack([jnp.zeros(()), jnp.asarray(tau, jnp.float64)]),
+                                       method=method).energy[-1]
+            else:
+                out = out + w * battery_ergotropy(m, tau)
+        return out
+
+    return value
+
+
+def optimize_model(model, params, figure="max_power", *, tau=None, t_max=None, num_times: int | None = None,
+                   method: str = "auto", **kwargs):
+    """Maximise a figure of merit of ``model`` over the named leaves.
+
+    Arguments:
+        model: a battery model (its values are the starting point).
+        params: ``[name, ...]`` or ``{name: constraint}`` (constraints as in :func:`optimize`).
+        figure, tau, t_max, num_times, method: see :func:`model_objective`.
+        kwargs: passed to :func:`optimize` (``restarts``, ``steps``, ``method``...;
+            the optimiser is ``optimizer=``).
+
+    Returns:
+        ``(best model, OptimizeResult)``.
+    """
+    from .analysis import replace_params
+
+    cons = dict(params) if isinstance(params, Mapping) else {}
+    names = list(params)
+    obj = model_objective(model, names, figure, tau=tau, t_max=t_max, num_times=num_times, method=method)
+    start = {n: jnp.asarray(getattr(model, n), jnp.float64) for n in names}
+    optimizer = kwargs.pop("optimizer", "adam")
+    res = optimize(obj, start, constraints=cons, method=optimizer, **kwargs)
+    return replace_params(model, **res.params), res
