@@ -34,5 +34,12 @@ from .operators import Boson as Boson
 from .operators import Levels as Levels
 from .operators import Qubit as Qubit
 from .operators import Spin as Spin
+from .optimize import optimize as optimize
+from .optimize import optimize_model as optimize_model
+from .protocols import PiecewiseProtocol as PiecewiseProtocol
+from .sweep import SweepResult as SweepResult
+from .sweep import product as product
+from .sweep import sweep as sweep
+from .sweep import zipped as zipped
 
 __version__ = "0.1.0"
