@@ -16,11 +16,14 @@ How the work is laid out (this is where the speed comes from):
   program.  Derived static values (the Dicke battery's Fock ``cutoff``, the
   time-grid length) are chosen once per group by the model's constructor from
   the whole group's values, so they hold for every point of the group.
-* **Chunks sized to a memory budget.**  The per-point memory of the compiled
-  program is measured (XLA's ``memory_analysis`` of the one-point program);
-  the chunk is the largest number of points per device that fits the budget.
-  Every chunk has the same shape (the last one is padded by repeating its
-  last point), so each group compiles once.
+* **Chunks sized to a memory budget.**  The chunk program is compiled for
+  the whole group (at most ``max_chunk`` points per device) and XLA's
+  ``memory_analysis`` of it (arguments + outputs + temporaries per device)
+  is compared with the budget; if it is over, the chunk shrinks in
+  proportion and is recompiled.  Every chunk has the same shape (the last
+  one is padded by repeating its last point), so each group compiles once
+  (twice when the first guess did not fit); compiled programs are cached by
+  structure, so a repeated sweep does not compile again.
 * **Devices.**  The batch axis is laid out over a :class:`jax.sharding.Mesh`
   of all visible devices (``jax.devices()``: all hosts' devices after
   ``jax.distributed.initialize``) and each device vmaps its own slice under
@@ -688,6 +691,10 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         K = int(num_times) if num_times is not None else int(gmodel.default_num_times())
     # the group model's arrays are arguments (replicated), not constants: the
     # compiled program depends only on structure, so repeated sweeps reuse it
+    # (the swept leaves are replaced per point: keep one value, so the program
+    # does not depend on the number of points either)
+    if swept and not generic:
+        gmodel = _replace(gmodel, {k: jnp.asarray(getattr(gmodel, k))[0] for k in swept}, False)
     dyn, stat = eqx.partition(gmodel, eqx.is_array)
 
     def point(dyn, values, factor):

@@ -22,14 +22,14 @@ def test_bounds_and_norm_constraints_reach_the_analytic_optima(method):
 
     start = {"x": 0.5, "s": jnp.ones(3), "q": jnp.ones(3), "b": jnp.zeros(3) + 0.1}
     cons = {"x": Box(0.0, 1.0), "s": Sphere(2.0), "q": Simplex(4.0), "b": Ball(10.0)}
-    steps = 400 if method == "adam" else 60
-    res = optimize(objective, start, constraints=cons, restarts=3, steps=steps, method=method, progress=False)
+    steps = 400 if method == "adam" else 40
+    res = optimize(objective, start, constraints=cons, restarts=2, steps=steps, method=method, progress=False)
     p = res.params
     assert 0.98 < float(p["x"]) <= 1.0  # pushed against the bound, never beyond
     np.testing.assert_allclose(p["s"], 2 * c / jnp.linalg.norm(c), atol=1e-3)
     np.testing.assert_allclose(p["q"], 4 * w / jnp.sum(w), atol=1e-3)
     np.testing.assert_allclose(p["b"], c / 2, atol=1e-3)
-    assert res.history.shape == (steps, 3)
+    assert res.history.shape == (steps, 2)
     # every restart's iterates stay feasible
     np.testing.assert_allclose(jnp.linalg.norm(res.restart_params["s"], axis=-1), 2.0, rtol=1e-12)
     np.testing.assert_allclose(jnp.sum(res.restart_params["q"], axis=-1), 4.0, rtol=1e-12)
@@ -54,9 +54,9 @@ def test_optimal_coupling_for_energy_at_fixed_time_is_analytic():
 
 
 def test_model_objective_gradient_against_finite_differences():
-    m = qb.DickeBattery(2, 0.4, 1.0, cutoff=12)
+    m = qb.SpinBattery(2, 0.3, 1.0)
     f = model_objective(m, ["g", "omega0"], {"max_power": 1.0, "ergotropy": 0.5})
-    p = {"g": jnp.asarray(0.4), "omega0": jnp.asarray(1.1)}
+    p = {"g": jnp.asarray(0.3), "omega0": jnp.asarray(1.1)}
     grad = jax.grad(f)(p)
     h = 1e-5
     for k in p:

@@ -48,15 +48,33 @@ def test_power_gradient_against_finite_differences():
     np.testing.assert_allclose(gg, (power(v0, 0.4 + h) - power(v0, 0.4 - h)) / (2 * h), rtol=1e-6)
 
 
-def test_optimised_switching_beats_the_step_independently_checked():
+def _ode_power(model, prot):
+    """Independent forward simulation: adaptive Dopri8 on H(t) = u_A(t) H_A + H_B + lambda(t) H_I."""
+    from qbjax import representation as rep
+    from qbjax.dynamics import ODEOptions, sesolve
+
+    spec = model.spec()
+    b = rep.basis(spec)
+    HA, HB, HI = (rep.dense(spec.space, t, b) for t in (spec.charger, spec.battery, spec.coupling))
+    times, vals = prot.times, prot.values
+
+    def H(t, psi, args):
+        k = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, vals.shape[0] - 1)
+        return vals[k, 1] * (HA @ psi) + HB @ psi + vals[k, 0] * (HI @ psi)
+
+    psi = sesolve(H, rep.initial_vector(spec, b), jnp.stack([0.0 * prot.tau, prot.tau]),
+                  options=ODEOptions(rtol=1e-12, atol=1e-12), jump_ts=times[1:-1])[-1]
+    return jnp.real(jnp.vdot(psi, HB @ psi)) / prot.tau
+
+
+def test_optimised_protocol_beats_the_step_independently_checked():
     mp = qb.max_power(qb.charge(M))
     tau = float(mp.time)
+    # lambda(t) and the charger frequency u_A(t) w0, both bounded by 1 in magnitude
     prot, res = optimize_protocol(M, 4, tau=tau, tau_bounds=(0.5 * tau, 1.5 * tau), bounds=(-1.0, 1.0),
-                                  restarts=2, steps=12, method="lbfgs", progress=False)
-    assert res.history.shape == (12, 2)
+                                  controls=("coupling", "charger"), restarts=2, steps=10, method="lbfgs",
+                                  progress=False)
+    assert res.history.shape == (10, 2)
     assert np.all(np.abs(np.asarray(prot.values)) <= 1.0)
-    # the step (restart 0's start) is feasible, so the optimum can only be better
-    assert float(res.value) > float(mp.power) * 1.001
-    ts = jnp.linspace(0.0, prot.tau, 3)
-    ode = qb.charge(M, ts, switch=prot.switch(), method="dense-ode")
-    np.testing.assert_allclose(ode.energy[-1] / prot.tau, res.value, rtol=1e-8)
+    assert float(res.value) > float(mp.power) * 1.02  # about +6% at convergence (the step is a feasible point)
+    np.testing.assert_allclose(_ode_power(M, prot), res.value, rtol=1e-8)
