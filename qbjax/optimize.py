@@ -218,6 +218,12 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
 
     S = jax.vmap(opt.init)(Z)
     step_all = jax.jit(jax.vmap(step))
+    # the optimiser state comes back from a step with strong dtypes where
+    # init made weak ones: match them up front, or the step compiles twice
+    out_S = jax.eval_shape(step_all, Z, S)[1]
+    S = jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), S, out_S)
+    S = jax.tree.map(lambda x, ref: x if x.weak_type == ref.weak_type else jax.lax.convert_element_type(x, ref.dtype),
+                     S, out_S)
     history = np.zeros((steps, restarts))
     bar = None
     if progress:
