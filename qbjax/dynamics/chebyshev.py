@@ -53,46 +53,78 @@ def chebyshev_coefficients(c: float, r: float, taus: np.ndarray, K: int):
     return a, a1, a2
 
 
+def evaluation_costs(S: int, K3: int, op_terms: int) -> dict[str, float]:
+    """Rough cost per state entry of one chunk in each evaluation mode.
+
+    ``"states"`` forms ``psi, H psi, H^2 psi`` at each of the ``S`` save
+    times (``3 S K3`` multiply-adds) and applies ``B`` (or ``C``) twice per
+    save time; ``"moments"`` builds two ``K3 x K3`` Gram matrices
+    (``2 K3^2``, at matrix-multiply speed, counted at a third) and applies
+    the operator once per Chebyshev vector.  Many save times per chunk (a
+    spin chain's 200 in one chunk) favour moments; long windows with sparse
+    saves (a Dicke sweep's 8 per chunk) favour states.
+    """
+    return {"states": S * (3 * K3 + 2 * 3 * op_terms), "moments": 2 * K3 * K3 / 3 + K3 * 3 * op_terms}
+
+
 def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r: float, masks=(),
-                      apply_C=None):
+                      apply_C=None, mode: str = "moments"):
     """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` on a uniform grid.
+
+    Two ways to evaluate a chunk (``mode``, see :func:`evaluation_costs`):
+
+    ``"moments"``: every quantity is a quadratic form in the expansion
+    coefficients.  With ``psi(t) = sum_k a_k(t) phi_k`` and the chunk's
+    moment matrices ``M1 = <phi_k|B|phi_l>``, ``M2 = <B phi_k|B phi_l>``::
+
+        <B>(t) = a^+ M1 a,   <B^2>(t) = a^+ M2 a,   <H psi|B psi> = h^+ M1 a, ...
+
+    where ``h`` and ``h2`` are the coefficients of ``H psi`` and ``H^2 psi``
+    (shifted Chebyshev coefficients, no extra products).  A chunk costs its
+    ``K`` products plus two ``K x K`` Gram matrices (BLAS), however many
+    save times it holds, and no state is formed at the save times.
+
+    ``"states"``: ``psi, H psi, H^2 psi`` at the chunk's save times are formed
+    as linear combinations of the ``phi_k`` (one stacked product) and the
+    expectation values taken directly.
+
+    A real ``H`` and a real initial state keep the first chunk's vectors
+    real (half the arithmetic and memory of complex ones).
 
     Arguments:
         apply_H: ``psi -> H psi`` on state tensors.
         apply_B: ``psi -> B psi`` (any Hermitian ``B``; a diagonal is one multiply).
-        psi0: initial state tensor (complex).
+        psi0: initial state tensor (complex, or real when ``H`` is real).
         n_chunks: chunks of ``S`` save intervals each (``S = coeffs[0].shape[0]``).
         coeffs: ``(A, A1, A2)`` from :func:`chebyshev_coefficients`.
         c, r: centre and half-width of the spectral enclosure.
         masks: real tensors; returns ``sum m |psi|^2`` per save time for each.
-        apply_C: optional ``C = H - B``; then ``B psi = H psi - C psi`` and
-            ``B H psi = H^2 psi - C H psi`` reuse the ``H psi, H^2 psi`` the
-            expansion gives for free (cheaper when ``B`` has many more terms
-            than ``C``, as for a spin chain's interactions).
+        apply_C: optional ``C = H - B``; then ``B x = H x - C x`` with ``H x``
+            taken from the expansion (neighbouring Chebyshev vectors, or the
+            ``H psi`` it gives): cheaper when ``B`` has many more terms than
+            ``C``, as for a spin chain's interactions.
+        mode: ``"moments"`` or ``"states"``.
 
     Returns:
-        ``(E, dE, d2E, var, weights)`` at ``1 + n_chunks * S`` times (``t = 0`` first).
+        ``(E, dE, d2E, var, weights)`` at ``1 + n_chunks * S`` times (``t = 0`` first),
+        and ``growth = max_k |phi_k|^2 / |phi_0|^2`` over all chunks: at most 1
+        (up to rounding) exactly when ``[c - r, c + r]`` encloses the spectrum
+        the state sees; larger means the enclosure was too narrow.
         With ``z = <H psi|B psi>``: ``dE = -2 Im z``, ``d2E = 2 <H psi|B|H psi> - 2 Re <H^2 psi|B psi>``.
     """
-    S, K3 = coeffs[0].shape
-    # one stacked product gives psi, Ht psi and Ht^2 psi at all save times of a chunk
-    stacked = jnp.concatenate([jnp.asarray(x) for x in coeffs], axis=0)
+    if mode not in ("moments", "states"):
+        raise ValueError(f"mode must be 'moments' or 'states', got {mode!r}")
+    A, A1, A2 = (jnp.asarray(x) for x in coeffs)
+    S, K3 = A.shape
+    shape = psi0.shape
+    # coefficients of psi, H psi and H^2 psi on phi_0 .. phi_{K+2}
+    hA = c * A + r * A1
+    h2A = c * c * A + 2 * c * r * A1 + r * r * A2
+    n_vec = K3 + (1 if apply_C is not None and mode == "moments" else 0)
+    dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
 
     def ht(x):
         return (apply_H(x) - c * x) / r
-
-    def moments(psi, hpsi, h2psi):
-        if apply_C is None:
-            Bp, BHp = apply_B(psi), apply_B(hpsi)
-        else:
-            Bp, BHp = hpsi - apply_C(psi), h2psi - apply_C(hpsi)
-        dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
-        E = jnp.real(dot(psi, Bp))
-        dE = -2 * jnp.imag(dot(hpsi, Bp))
-        d2E = 2 * jnp.real(dot(hpsi, BHp)) - 2 * jnp.real(dot(h2psi, Bp))
-        var = jnp.real(dot(Bp, Bp)) - E**2
-        w = jnp.stack([jnp.sum(m * jnp.abs(psi) ** 2) for m in masks]) if masks else jnp.zeros(0)
-        return E, dE, d2E, var, w
 
     def vectors(psi):
         def gen(carry, _):
@@ -101,18 +133,76 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
             return (p1, p2), p2
 
         p1 = ht(psi)
-        _, rest = jax.lax.scan(gen, (psi, p1), None, length=K3 - 2)
-        return jnp.concatenate([psi[None], p1[None], rest]).reshape(K3, -1)
+        _, rest = jax.lax.scan(gen, (psi, p1), None, length=n_vec - 2)
+        return jnp.concatenate([psi[None], p1[None], rest]).reshape(n_vec, -1)
 
-    def chunk(psi, _):
-        combos = (stacked @ vectors(psi)).reshape((3, S) + psi.shape)
+    def batched(op, X):
+        return jax.vmap(op)(X.reshape((X.shape[0],) + shape)).reshape(X.shape[0], -1)
+
+    def quad(u, M, v):
+        return jnp.einsum("sk,kl,sl->s", jnp.conj(u), M, v)
+
+    def growth_of(Phi):
+        # |T_k(Ht) psi| <= |psi| for all k exactly when the enclosure holds the spectrum psi sees
+        norms = jnp.sum(jnp.abs(Phi) ** 2, axis=1)
+        return jnp.broadcast_to(jnp.max(norms) / norms[0], (S,))
+
+    def moments(psi, hpsi, h2psi):
+        if apply_C is None:
+            Bp, BHp = apply_B(psi), apply_B(hpsi)
+        else:
+            Bp, BHp = hpsi - apply_C(psi), h2psi - apply_C(hpsi)
+        E = jnp.real(dot(psi, Bp))
+        dE = -2 * jnp.imag(dot(hpsi, Bp))
+        d2E = 2 * jnp.real(dot(hpsi, BHp)) - 2 * jnp.real(dot(h2psi, Bp))
+        var = jnp.real(dot(Bp, Bp)) - E**2
+        w = jnp.stack([jnp.sum(m * jnp.abs(psi) ** 2) for m in masks]) if masks else jnp.zeros(0)
+        return E, dE, d2E, var, w
+
+    def chunk_states(psi):
+        Phi = vectors(psi)
+        stacked = jnp.concatenate([A, A1, A2], axis=0)
+        combos = (stacked @ Phi).reshape((3, S) + shape)
         psis, hts, ht2s = combos[0], combos[1], combos[2]
         hpsis = c * psis + r * hts
         h2psis = c * c * psis + 2 * c * r * hts + r * r * ht2s
         out = jax.vmap(moments)(psis, hpsis, h2psis)
-        return psis[-1], out
+        return psis[-1], (*out, growth_of(Phi))
 
-    first = moments(psi0, apply_H(psi0), apply_H(apply_H(psi0)))
-    _, outs = jax.lax.scan(chunk, psi0, None, length=n_chunks)
-    return tuple(jnp.concatenate([f[None], o.reshape((o.shape[0] * o.shape[1],) + o.shape[2:])])
-                 for f, o in zip(first, outs, strict=True))
+    def chunk_moments(psi):
+        Phi = vectors(psi)
+        if apply_C is None:
+            Phi = Phi[:K3]
+            BPhi = batched(apply_B, Phi)
+        else:
+            # Ht phi_0 = phi_1, Ht phi_k = (phi_{k+1} + phi_{k-1}) / 2
+            HtPhi = jnp.concatenate([Phi[1:2], (Phi[2:] + Phi[: K3 - 1]) / 2])
+            Phi = Phi[:K3]
+            BPhi = c * Phi + r * HtPhi - batched(apply_C, Phi)
+        M1 = jnp.conj(Phi) @ BPhi.T
+        M2 = jnp.conj(BPhi) @ BPhi.T
+        E = jnp.real(quad(A, M1, A))
+        dE = -2 * jnp.imag(quad(hA, M1, A))
+        d2E = 2 * jnp.real(quad(hA, M1, hA)) - 2 * jnp.real(quad(h2A, M1, A))
+        var = jnp.real(quad(A, M2, A)) - E**2
+        if masks:
+            w = jnp.stack([jnp.real(quad(A, jnp.conj(Phi) @ (m.reshape(-1) * Phi).T, A)) for m in masks], axis=-1)
+        else:
+            w = jnp.zeros((S, 0))
+        return (A[-1] @ Phi).reshape(shape), (E, dE, d2E, var, w, growth_of(Phi))
+
+    chunk = chunk_moments if mode == "moments" else chunk_states
+    hpsi = apply_H(psi0)
+    first = (*moments(psi0, hpsi, apply_H(hpsi)), jnp.ones(()))
+    if jnp.iscomplexobj(psi0):
+        _, outs = jax.lax.scan(lambda p, _: chunk(p), psi0, None, length=n_chunks)
+    else:
+        # the first chunk in real arithmetic, the rest (complex states) in one scan
+        psi, out0 = chunk(psi0)
+        outs = jax.tree.map(lambda o: o[None], out0)
+        if n_chunks > 1:
+            _, more = jax.lax.scan(lambda p, _: chunk(p), psi, None, length=n_chunks - 1)
+            outs = jax.tree.map(lambda o, m: jnp.concatenate([o, m]), outs, more)
+    *series, growth = (jnp.concatenate([f[None], o.reshape((o.shape[0] * o.shape[1],) + o.shape[2:])])
+                       for f, o in zip(first, outs, strict=True))
+    return (*series, jnp.max(growth))

@@ -1,0 +1,109 @@
+"""Chebyshev moment propagation: exactness, real arithmetic, the Lanczos enclosure and its fallback."""
+
+import jax
+import numpy as np
+import pytest
+
+import qbjax as qb
+import qbjax.charging as ch
+from qbjax import representation as rep
+from qbjax.model import Spec, term
+from qbjax.models.spin_chain import SpinChainBattery
+from qbjax.operators import Qubit
+
+FIELDS = ("energy", "d_energy", "d2_energy", "variance")
+
+
+@pytest.fixture(scope="module")
+def chain():
+    m = SpinChainBattery(8, alpha=0.5, couplings="power")
+    ts = np.linspace(0.0, 1.2, 97)
+    return m, ts, qb.charge(m, ts, method="spectral")
+
+
+def _close(a, b, rel=1e-10):
+    for f in FIELDS:
+        x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
+        assert np.max(np.abs(x - y)) <= rel * max(1.0, np.max(np.abs(y))), f
+
+
+def test_chebyshev_matches_spectral(chain):
+    m, ts, ref = chain
+    _close(qb.charge(m, ts, method="chebyshev"), ref)
+
+
+def test_several_chunks_match(chain, monkeypatch):
+    """Chunks after the first restart from a complex state (the first is real)."""
+    m, ts, ref = chain
+    monkeypatch.setattr(ch, "_CHEB_Z", 6.0)
+    plan = ch._chebyshev_plan(m.spec(), ts)
+    assert plan[3] > 1
+    traj, growth = ch._chebyshev_run(m.spec(), ts, plan)
+    assert growth <= 1 + 1e-12
+    _close(traj, ref)
+
+
+def test_lanczos_enclosure_is_tighter_and_checked(chain, monkeypatch):
+    m, ts, ref = chain
+    spec = m.spec()
+    tight = ch._chebyshev_plan(spec, ts)
+    loose = ch._chebyshev_plan(spec, ts, tight=False)
+    H = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, rep.basis(spec, use_symmetry=False)))
+    ev = np.linalg.eigvalsh(H)
+    for _, c, r, *_ in (tight, loose):
+        assert c - r <= ev[0] and ev[-1] <= c + r  # both enclose the spectrum
+    assert tight[2] < 0.8 * loose[2]
+    # a deliberately too narrow estimate: the vectors grow, charge() redoes it rigorously
+    monkeypatch.setattr(ch, "_LANCZOS_MARGIN", -0.2)
+    bad, growth = ch._chebyshev_run(spec, ts, ch._chebyshev_plan(spec, ts))
+    assert growth > 1e3
+    _close(qb.charge(m, ts, method="chebyshev"), ref)
+
+
+def test_is_real():
+    space = (("a", Qubit()), ("b", Qubit()))
+    assert rep.is_real(space, (term(1.0, "a.sy", "b.sy"), term(2.0, "a.sx")))
+    assert not rep.is_real(space, (term(1.0, "a.sy", "b.sx"),))
+    assert not rep.is_real(space, (term(1.0 + 0j, "a.sx"),))
+
+
+def test_complex_hamiltonian_uses_complex_vectors():
+    """sigma_y on one qubit: H is complex, the Chebyshev path must stay complex and exact."""
+    space = (("a", Qubit()), ("b", Qubit()))
+    spec = Spec(space=space, charger=(term(0.3, "a.sz"),), battery=(term(0.5, "b.sz"),),
+                coupling=(term(0.7, "a.sy", "b.sx"), term(0.2, "b.sy")), battery_dofs=("b",),
+                initial=(("a", 1),), classical_initial={})
+    ts = np.linspace(0.0, 3.0, 31)
+    _close(qb.charge(spec, ts, method="chebyshev"), qb.charge(spec, ts, method="spectral"), rel=1e-11)
+
+
+def test_krylov_matches_spectral(chain):
+    """The Krylov propagator (explicit method): several steps, exact to its plan's bound."""
+    m, ts, ref = chain
+    plan = ch._krylov_plan(m.spec(), ts)
+    assert plan is not None and plan[2] > 1  # more than one step
+    traj = qb.charge(m, ts, method="krylov")
+    assert traj.method == "krylov"
+    _close(traj, ref)
+
+
+def test_krylov_error_bound_is_an_upper_bound(chain):
+    """The pilot's residual bound holds against the exact propagator on the first step."""
+    from qbjax.dynamics.krylov import error_bound
+
+    m, ts, _ = chain
+    spec = m.spec()
+    H = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, rep.basis(spec, use_symmetry=False)))
+    psi0 = np.asarray(ch._initial_tensor(spec)).reshape(-1).astype(complex)
+    V, a, b = (np.asarray(x) for x in ch._krylov_pilot_jit(spec, ch._chebyshev_diagonals(spec)[0],
+                                                            ch._initial_tensor(spec), 13))
+    lam, U = np.linalg.eigh(H)
+    for mm in (6, 12):
+        taus = np.linspace(0.0, 0.4, 9)
+        bound = error_bound(a, b, mm, taus)
+        Tm = np.diag(a[:mm]) + np.diag(b[: mm - 1], 1) + np.diag(b[: mm - 1], -1)
+        mu, Q = np.linalg.eigh(Tm)
+        for tau, bd in zip(taus, bound, strict=True):
+            exact = U @ (np.exp(-1j * lam * tau) * (U.conj().T @ psi0))
+            approx = V[:mm].T @ (Q @ (np.exp(-1j * mu * tau) * Q[0]))
+            assert np.linalg.norm(exact - approx) <= bd * (1 + 1e-6) + 1e-13
