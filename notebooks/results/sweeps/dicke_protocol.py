@@ -92,7 +92,7 @@ def main(quick: bool = False):
     T = 2.0 / np.sqrt(n)
     gmax = 1.0
     best, res = optimize_model(qb.DickeBattery(n, 0.3, 1.0, cutoff=cutoff), {"g": Box(0.05, gmax)}, "energy_at",
-                               tau=T, optimizer="lbfgs", restarts=restarts, steps=steps)
+                               tau=T, optimizer="adam", learning_rate=0.1, restarts=restarts, steps=4 * steps)
     gs = np.linspace(0.05, gmax, 41 if quick else 191)
     sw = qb.sweep(qb.DickeBattery, {"g": gs}, {"energy_at_tau": lambda mm, traj: traj.energy[-1]}, n=n,
                   cutoff=cutoff, t_max=T, num_times=3)
@@ -101,6 +101,7 @@ def main(quick: bool = False):
     out["optimal_coupling"] = {"tau": T, "g_opt": float(best.g), "energy_opt": float(res.value),
                                "sweep_g": float(gs[i]), "sweep_energy": float(E[i]), "sweep_dg": float(gs[1] - gs[0]),
                                "g": gs.tolist(), "energy": E.tolist()}
+    out["optimal_coupling"]["optimizer"] = "adam"
     out["wall_s"] = time.time() - t0
     with open(os.path.join(HERE, "dicke_protocol.json"), "w") as f:
         json.dump(out, f, indent=1)
