@@ -701,7 +701,9 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         m = _replace(eqx.combine(dyn, stat), values, generic)
         if generic:
             return {name: jnp.asarray(fn(m), jnp.float64) for name, fn, _ in metric_list}
-        T = (m.default_t_max() if t_max is None else jnp.asarray(t_max, jnp.float64)) * factor
+        # factor: the window is factor * default_t_max, or factor itself when t_max is given
+        # (a traced value: a new t_max does not recompile)
+        T = factor if t_max is not None else m.default_t_max() * factor
         ts = jnp.linspace(0.0, jax.lax.stop_gradient(T), K)
         p = _Point(m, ts, method, options, classical)
         out = {}
@@ -727,7 +729,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
 
     key = (jax.tree.structure(gmodel), tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(dyn)),
            tuple(repr(x) for x in jax.tree.leaves(stat)), tuple((k, v.shape[1:]) for k, v in example.items()),
-           tuple((n, fn, u) for n, fn, u in metric_list), None if t_max is None else float(t_max), K, method,
+           tuple((n, fn, u) for n, fn, u in metric_list), t_max is None, K, method,
            options, tuple(d.id for d in mesh.devices.flat), generic, classical)
 
     def compile_for(per_device):
@@ -779,7 +781,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
                 bar.update(pending[1])
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
-    factors = np.ones(n_points)
+    factors = np.ones(n_points) * (1.0 if t_max is None else float(t_max))
     out = run(swept, factors, True)
     # points whose window was too short (charging_time = NaN): double their window
     extend = [name for name, _, user in metric_list if name in _EXTEND and not user]

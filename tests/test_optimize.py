@@ -55,7 +55,7 @@ def test_optimal_coupling_for_energy_at_fixed_time_is_analytic():
 
 def test_model_objective_gradient_against_finite_differences():
     m = qb.SpinBattery(2, 0.3, 1.0)
-    f = model_objective(m, ["g", "omega0"], {"max_power": 1.0, "ergotropy": 0.5})
+    f = jax.jit(model_objective(m, ["g", "omega0"], {"max_power": 1.0, "ergotropy": 0.5}))
     p = {"g": jnp.asarray(0.3), "omega0": jnp.asarray(1.1)}
     grad = jax.grad(f)(p)
     h = 1e-5
