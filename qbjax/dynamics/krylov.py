@@ -123,7 +123,10 @@ def krylov_moments(apply_H, apply_B, psi0, n_steps: int, taus, m: int, masks=(),
         return jnp.einsum("sk,kl,sl->s", jnp.conj(u), M, v)
 
     def batched(op, X):
-        return jax.vmap(op)(X.reshape((X.shape[0],) + shape)).reshape(X.shape[0], -1)
+        # a few vectors at a time: vmapped over all of them, XLA's temporaries for
+        # a 20-spin chain's 40 flip groups reached 8 GB
+        out = jax.lax.map(op, X.reshape((X.shape[0],) + shape), batch_size=min(4, X.shape[0]))
+        return out.reshape(X.shape[0], -1)
 
     def step(psi, basis=None):
         V, a, b = lanczos_basis(apply_H, psi, m + 1) if basis is None else basis
