@@ -87,7 +87,8 @@ def main(quick: bool = False):
                       "tau": float(prot.tau), "values": np.asarray(prot.values).tolist(),
                       "restart_values": np.asarray(res.restart_values).tolist(),
                       "exact_segment_power": exact, "independent_ode_power": check,
-                      "ode_vs_exact_rel_diff": abs(check - exact) / exact, "history": res.history[:, res.best_restart].tolist()}
+                      "ode_vs_exact_rel_diff": abs(check - exact) / exact,
+                      "history": res.history[:, res.best_restart].tolist()}
     # optimal coupling for this N at a fixed charging time
     T = 2.0 / np.sqrt(n)
     gmax = 1.0
@@ -122,7 +123,8 @@ def _plot(m, out):
         r = out[label]
         v = np.asarray(r["values"])
         t = np.linspace(0, r["tau"], v.shape[0] + 1)
-        ax[0].stairs(v[:, 0], t, label=f"{label}: lambda(t), P = {r['max_power']:.4f} ({100 * r['gain_over_step']:+.2f}%)")
+        gain = 100 * r["gain_over_step"]
+        ax[0].stairs(v[:, 0], t, label=f"{label}: lambda(t), P = {r['max_power']:.4f} ({gain:+.2f}%)")
         if v.shape[1] > 1:
             ax[0].stairs(v[:, 1], t, linestyle="--", label="charger u_A(t)")
         ax[1].plot(r["history"], label=label)
