@@ -137,15 +137,33 @@ def test_exact_refuses_too_large_and_individual_decay():
 def _dark_state_battery_density(nc: int, nb: int) -> float:
     """One shared reservoir, no pump: each total-J component of |j_C, j_C> |j_B, -j_B> decays to |J, -J>,
     where the projection theorem gives <J_B^z> = -J (J(J+1) + j_B(j_B+1) - j_C(j_C+1)) / (2J(J+1))."""
-    from sympy.physics.quantum.cg import CG
-
+    # |<j_C j_C; j_B -j_B | J M>|^2 from J^2 on the M = j_C - j_B block, |m_C, m_B> with m_C + m_B = M
+    # (at most 2 j_B + 1 states; numpy, no symbolic algebra)
     jc, jb = Fraction(nc, 2), Fraction(nb, 2)
-    jz, J = 0.0, abs(jc - jb)
-    while J <= jc + jb:
-        weight = float(CG(jc, jc, jb, -jb, J, jc - jb).doit()) ** 2
+    M = jc - jb
+    mbs = [-jb + k for k in range(nb + 1) if abs(M - (-jb + k)) <= jc]
+    pairs = [(M - mb, mb) for mb in mbs]
+
+    def ladder(j, m, s):  # <m + s| J^s |m>
+        return float(np.sqrt(float(j * (j + 1) - m * (m + s))))
+
+    J2 = np.zeros((len(pairs), len(pairs)))
+    for a, (mc, mb) in enumerate(pairs):
+        J2[a, a] = float(jc * (jc + 1) + jb * (jb + 1) + 2 * mc * mb)
+        for b, (mc2, mb2) in enumerate(pairs):
+            if mc2 == mc + 1 and mb2 == mb - 1:  # J_C^+ J_B^-
+                J2[b, a] += ladder(jc, mc, 1) * ladder(jb, mb, -1)
+            if mc2 == mc - 1 and mb2 == mb + 1:  # J_C^- J_B^+
+                J2[b, a] += ladder(jc, mc, -1) * ladder(jb, mb, 1)
+    lam, vecs = np.linalg.eigh(J2)
+    start = pairs.index((jc, -jb))
+    jz = 0.0
+    for value, vec in zip(lam, vecs.T, strict=True):
+        J = (np.sqrt(1 + 4 * value) - 1) / 2
+        J = round(2 * J) / 2
+        weight = vec[start] ** 2
         if J > 0:
             jz += weight * float(-J * (J * (J + 1) + jb * (jb + 1) - jc * (jc + 1)) / (2 * J * (J + 1)))
-        J += 1
     return jz / nb + 0.5
 
 
