@@ -312,6 +312,19 @@ def _expansion(spec: Spec, ts, method: str) -> Trajectory | None:
 _KRYLOV_SIZES, _KRYLOV_TOL, _KRYLOV_ACCEPT = (8, 12, 16, 24, 32, 40, 48, 64), 1e-15, 1e-10
 
 
+def _concrete_uniform_grid(spec: Spec, ts):
+    """``(n, dt)`` when the coefficients are concrete and ``ts`` is uniform from 0 (up to
+    linspace rounding, a few ulp of ``t[-1]``), else ``None`` (the expansions need both)."""
+    leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
+    if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
+        return None
+    t = np.asarray(ts)
+    n = t.shape[0] - 1
+    if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
+        return None
+    return n, float(t[-1]) / n
+
+
 def _krylov_plan(spec: Spec, ts, diagonals=None):
     """Static Krylov plan ``(m, s, n_steps, pilot, diagonals, cost)``, or ``None``.
 
@@ -323,14 +336,10 @@ def _krylov_plan(spec: Spec, ts, diagonals=None):
     """
     from .dynamics.krylov import error_bound
 
-    leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
-    if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
+    uniform = _concrete_uniform_grid(spec, ts)
+    if uniform is None:
         return None
-    t = np.asarray(ts)
-    n = t.shape[0] - 1
-    if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
-        return None
-    dt = float(t[-1]) / n
+    n, dt = uniform
     size = math.prod(spec.dims)
     sizes = [m for m in _KRYLOV_SIZES if m + 2 <= size and 3 * (m + 3) * size * 16 <= _CHEB_MEMORY]
     if not sizes:
@@ -426,15 +435,10 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
     spectrum seen by ``psi`` lies in the enclosure, and :func:`charge` redoes
     the run with the Gershgorin enclosure if a Chebyshev vector grew.
     """
-    leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
-    if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
+    uniform = _concrete_uniform_grid(spec, ts)
+    if uniform is None:
         return None
-    t = np.asarray(ts)
-    n = t.shape[0] - 1
-    # uniform up to rounding of linspace (a few ulp of t[-1])
-    if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
-        return None
-    dt = float(t[-1]) / n
+    n, dt = uniform
     _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
     diagonals = _chebyshev_diagonals(spec)
     # Gershgorin discs of the full matrix (rigorous): the centres are the

@@ -1,6 +1,5 @@
 """Chebyshev moment propagation: exactness, real arithmetic, the Lanczos enclosure and its fallback."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -48,7 +47,8 @@ def test_lanczos_enclosure_is_tighter_and_checked(chain, monkeypatch):
     spec = m.spec()
     tight = ch._chebyshev_plan(spec, ts)
     loose = ch._chebyshev_plan(spec, ts, tight=False)
-    H = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, rep.basis(spec, use_symmetry=False)))
+    terms = spec.charger + spec.battery + spec.coupling
+    H = np.asarray(rep.dense(spec.space, terms, rep.basis(spec, use_symmetry=False)))
     ev = np.linalg.eigvalsh(H)
     for _, c, r, *_ in (tight, loose):
         assert c - r <= ev[0] and ev[-1] <= c + r  # both enclose the spectrum
@@ -93,7 +93,8 @@ def test_krylov_error_bound_is_an_upper_bound(chain):
 
     m, ts, _ = chain
     spec = m.spec()
-    H = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, rep.basis(spec, use_symmetry=False)))
+    terms = spec.charger + spec.battery + spec.coupling
+    H = np.asarray(rep.dense(spec.space, terms, rep.basis(spec, use_symmetry=False)))
     psi0 = np.asarray(ch._initial_tensor(spec)).reshape(-1).astype(complex)
     V, a, b = (np.asarray(x) for x in ch._krylov_pilot_jit(spec, ch._chebyshev_diagonals(spec)[0],
                                                             ch._initial_tensor(spec), 13))

@@ -67,6 +67,30 @@ def evaluation_costs(S: int, K3: int, op_terms: int) -> dict[str, float]:
     return {"states": S * (3 * K3 + 2 * 3 * op_terms), "moments": 2 * K3 * K3 / 3 + K3 * 3 * op_terms}
 
 
+def quadratic_moments(A, hA, h2A, V, BV, masks=()):
+    """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` and mask weights as quadratic forms.
+
+    The states are ``psi = A V``, ``H psi = hA V``, ``H^2 psi = h2A V`` (rows of
+    coefficients over the basis rows of ``V``), and ``BV`` is ``B`` applied to
+    each basis vector; the Gram matrices ``M1 = V^* BV^T`` and ``M2 = BV^* BV^T``
+    give every quantity at every save time.
+    """
+    def quad(u, M, v):
+        return jnp.einsum("sk,kl,sl->s", jnp.conj(u), M, v)
+
+    M1 = jnp.conj(V) @ BV.T
+    M2 = jnp.conj(BV) @ BV.T
+    E = jnp.real(quad(A, M1, A))
+    dE = -2 * jnp.imag(quad(hA, M1, A))
+    d2E = 2 * jnp.real(quad(hA, M1, hA)) - 2 * jnp.real(quad(h2A, M1, A))
+    var = jnp.real(quad(A, M2, A)) - E**2
+    if masks:
+        w = jnp.stack([jnp.real(quad(A, jnp.conj(V) @ (m.reshape(-1) * V).T, A)) for m in masks], axis=-1)
+    else:
+        w = jnp.zeros((A.shape[0], 0))
+    return E, dE, d2E, var, w
+
+
 def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r: float, masks=(),
                       apply_C=None, mode: str = "moments"):
     """``<B>``, ``d<B>/dt``, ``d^2<B>/dt^2``, ``var B`` on a uniform grid.
@@ -142,9 +166,6 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
         out = jax.lax.map(op, X.reshape((X.shape[0],) + shape), batch_size=min(4, X.shape[0]))
         return out.reshape(X.shape[0], -1)
 
-    def quad(u, M, v):
-        return jnp.einsum("sk,kl,sl->s", jnp.conj(u), M, v)
-
     def growth_of(Phi):
         # |T_k(Ht) psi| <= |psi| for all k exactly when the enclosure holds the spectrum psi sees
         norms = jnp.sum(jnp.abs(Phi) ** 2, axis=1)
@@ -182,17 +203,8 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
             HtPhi = jnp.concatenate([Phi[1:2], (Phi[2:] + Phi[: K3 - 1]) / 2])
             Phi = Phi[:K3]
             BPhi = c * Phi + r * HtPhi - batched(apply_C, Phi)
-        M1 = jnp.conj(Phi) @ BPhi.T
-        M2 = jnp.conj(BPhi) @ BPhi.T
-        E = jnp.real(quad(A, M1, A))
-        dE = -2 * jnp.imag(quad(hA, M1, A))
-        d2E = 2 * jnp.real(quad(hA, M1, hA)) - 2 * jnp.real(quad(h2A, M1, A))
-        var = jnp.real(quad(A, M2, A)) - E**2
-        if masks:
-            w = jnp.stack([jnp.real(quad(A, jnp.conj(Phi) @ (m.reshape(-1) * Phi).T, A)) for m in masks], axis=-1)
-        else:
-            w = jnp.zeros((S, 0))
-        return (A[-1] @ Phi).reshape(shape), (E, dE, d2E, var, w, growth_of(Phi))
+        moments_ = quadratic_moments(A, hA, h2A, Phi, BPhi, masks)
+        return (A[-1] @ Phi).reshape(shape), (*moments_, growth_of(Phi))
 
     chunk = chunk_moments if mode == "moments" else chunk_states
     hpsi = apply_H(psi0)

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .chebyshev import quadratic_moments
+
 
 def lanczos_basis(apply_H, v0, steps: int):
     """``steps`` Lanczos steps from the unit vector ``v0`` with one full reorthogonalisation pass.
@@ -119,9 +121,6 @@ def krylov_moments(apply_H, apply_B, psi0, n_steps: int, taus, m: int, masks=(),
     taus = jnp.asarray(taus)
     dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
 
-    def quad(u, M, v):
-        return jnp.einsum("sk,kl,sl->s", jnp.conj(u), M, v)
-
     def batched(op, X):
         # a few vectors at a time: vmapped over all of them, XLA's temporaries for
         # a 20-spin chain's 40 flip groups reached 8 GB
@@ -143,16 +142,7 @@ def krylov_moments(apply_H, apply_B, psi0, n_steps: int, taus, m: int, masks=(),
             # H v_k from the Lanczos relation: H V_{m+1} = V_{m+2} T~, and H v_{m+1} directly
             HV = jnp.concatenate([tridiagonal(a, b, m + 1, m + 2).T @ V, batched(apply_H, V[m + 1 :])])
             BV = HV - batched(apply_C, V)
-        M1 = jnp.conj(V) @ BV.T
-        M2 = jnp.conj(BV) @ BV.T
-        E = jnp.real(quad(A, M1, A))
-        dE = -2 * jnp.imag(quad(hA, M1, A))
-        d2E = 2 * jnp.real(quad(hA, M1, hA)) - 2 * jnp.real(quad(h2A, M1, A))
-        var = jnp.real(quad(A, M2, A)) - E**2
-        if masks:
-            w = jnp.stack([jnp.real(quad(A, jnp.conj(V) @ (mk.reshape(-1) * V).T, A)) for mk in masks], axis=-1)
-        else:
-            w = jnp.zeros((taus.shape[0], 0))
+        E, dE, d2E, var, w = quadratic_moments(A, hA, h2A, V, BV, masks)
         # the step's error bound from its own T (the same T as the pilot's, up to rounding)
         last = jnp.abs(jnp.exp(-1j * jnp.outer(taus, lam)) @ (Q[m - 1] * Q[0]))
         bound = b[m - 1] * jnp.sum(0.5 * (last[1:] + last[:-1]) * jnp.diff(taus)) + b[m - 1] * taus[0] * last[0]
