@@ -454,6 +454,9 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
     # chunk length and evaluation mode of least estimated cost (per state entry)
     h_ops = 1 + len(off)
     eval_ops = 1 + len(_chebyshev_eval_terms(spec))
+    # a real H keeps the first chunk's vectors real (the initial state is a basis
+    # state); later chunks start from complex states
+    real = rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling)
     best = None
     for s in range(1, n + 1):
         if n % s or r * s * dt > max(_CHEB_Z, r * dt):
@@ -462,10 +465,14 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
         # compiled shape, and the extra terms only add coefficients below 1e-17
         K3 = 8 * math.ceil(chebyshev_terms(r * s * dt) / 8) + 3
         memory = {"moments": (3 * (K3 + 1) + 8) * size * 16, "states": (K3 + 5 * s + 8) * size * 16}
+        first = evaluation_costs(s, K3, eval_ops, real=real)
         for mode, ops in evaluation_costs(s, K3, eval_ops).items():
             if memory[mode] > _CHEB_MEMORY and s > 1:
                 continue
-            cost = (n // s) * (K3 * (3 * h_ops + _LOOP_OVERHEAD / size) + ops)
+            loop = K3 * _LOOP_OVERHEAD / size
+            cost = (n // s) * (K3 * 3 * h_ops + loop + ops)
+            if real:  # the first chunk at real-arithmetic cost
+                cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
             if best is None or cost < best[0]:
                 best = (cost, s, K3 - 3, mode)
     cost, s, K, mode = best

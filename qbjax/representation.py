@@ -213,10 +213,29 @@ def split_diagonal(space, terms: tuple[Term, ...]):
     """``(diagonal terms, the rest)``: terms whose every factor is diagonal, and the others."""
     diag, rest = [], []
     for t in terms:
-        local = _local_matrices(space, t.factors)
-        is_diag = all(m is None or _is_diagonal(m) for m in local)
-        (diag if is_diag else rest).append(t)
+        (diag if _factors_diagonal(space, t.factors) else rest).append(t)
     return tuple(diag), tuple(rest)
+
+
+@functools.lru_cache(maxsize=4096)
+def _factors_diagonal(space, factors) -> bool:
+    return all(m is None or _is_diagonal(m) for m in _local_matrices(space, factors))
+
+
+@functools.lru_cache(maxsize=4096)
+def _imaginary_factors(space, factors) -> int | None:
+    """Number of purely imaginary local factors, ``None`` if one mixes real and imaginary entries."""
+    imaginary = 0
+    for m in _local_matrices(space, factors):
+        if m is None:
+            continue
+        d = np.asarray(m.tocoo().data)
+        if not np.any(np.imag(d)):
+            continue
+        if np.any(np.real(d)):
+            return None
+        imaginary += 1
+    return imaginary
 
 
 def is_real(space, terms: tuple[Term, ...]) -> bool:
@@ -230,17 +249,8 @@ def is_real(space, terms: tuple[Term, ...]) -> bool:
     for t in terms:
         if jnp.iscomplexobj(t.coeff):
             return False
-        imaginary = 0
-        for m in _local_matrices(space, t.factors):
-            if m is None:
-                continue
-            d = np.asarray(m.tocoo().data)
-            if not np.any(np.imag(d)):
-                continue
-            if np.any(np.real(d)):
-                return False
-            imaginary += 1
-        if imaginary % 2:
+        imaginary = _imaginary_factors(space, t.factors)
+        if imaginary is None or imaginary % 2:
             return False
     return True
 
@@ -274,12 +284,40 @@ def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
     """Per basis state, a bound on ``sum_j |O_ij|`` (Gershgorin radii; concrete values, tensor of shape ``dims``)."""
     dims = tuple(d.dim for _, d in space)
     out = np.zeros(dims)
+    constant = 0.0
     for t in terms:
-        vec = np.full((), abs(complex(np.asarray(t.coeff))))
-        for (_, dof), m in zip(space, _local_matrices(space, t.factors)):
-            vec = np.multiply.outer(vec, np.ones(dof.dim) if m is None else np.asarray(abs(m).sum(axis=1)).ravel())
+        scale = abs(complex(np.asarray(t.coeff)))
+        vecs = _row_sums(space, t.factors)
+        if all(v is None for v in vecs):  # constant row sums (Pauli strings): a scalar
+            constant += scale * _row_sum_constant(space, t.factors)
+            continue
+        vec = np.full((), scale * _row_sum_constant(space, t.factors))
+        for (_, dof), v in zip(space, vecs):
+            vec = np.multiply.outer(vec, np.ones(dof.dim) if v is None else v)
         out = out + vec
-    return out
+    return out + constant
+
+
+@functools.lru_cache(maxsize=4096)
+def _row_sums(space, factors):
+    """Per dof, the absolute row sums of the local factor, or ``None`` where they are constant."""
+    out = []
+    for m in _local_matrices(space, factors):
+        v = None if m is None else np.asarray(abs(m).sum(axis=1)).ravel()
+        out.append(None if v is None or np.ptp(v) == 0 else v)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _row_sum_constant(space, factors) -> float:
+    """Product of the constant absolute row sums of the local factors (1 for identities)."""
+    c = 1.0
+    for m in _local_matrices(space, factors):
+        if m is not None:
+            v = np.asarray(abs(m).sum(axis=1)).ravel()
+            if np.ptp(v) == 0:
+                c *= float(v[0]) if v.size else 0.0
+    return c
 
 
 def _is_diagonal(m) -> bool:

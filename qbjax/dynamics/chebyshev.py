@@ -53,7 +53,7 @@ def chebyshev_coefficients(c: float, r: float, taus: np.ndarray, K: int):
     return a, a1, a2
 
 
-def evaluation_costs(S: int, K3: int, op_terms: int) -> dict[str, float]:
+def evaluation_costs(S: int, K3: int, op_terms: int, real: bool = False) -> dict[str, float]:
     """Rough cost per state entry of one chunk in each evaluation mode.
 
     ``"states"`` forms ``psi, H psi, H^2 psi`` at each of the ``S`` save
@@ -63,8 +63,15 @@ def evaluation_costs(S: int, K3: int, op_terms: int) -> dict[str, float]:
     the operator once per Chebyshev vector.  Many save times per chunk (a
     spin chain's 200 in one chunk) favour moments; long windows with sparse
     saves (a Dicke sweep's 8 per chunk) favour states.
+
+    Units are those of a complex chunk.  With ``real`` (a real ``H`` and a
+    real chunk-initial state: real Chebyshev vectors) a Gram matrix costs a
+    quarter (one real product instead of a complex one), and the states
+    (complex coefficients times real vectors) and operator applications half.
     """
-    return {"states": S * (3 * K3 + 2 * 3 * op_terms), "moments": 2 * K3 * K3 / 3 + K3 * 3 * op_terms}
+    gram, comb, apply = (0.25, 0.5, 0.5) if real else (1.0, 1.0, 1.0)
+    return {"states": S * (3 * K3 * comb + 2 * 3 * op_terms * apply),
+            "moments": 2 * K3 * K3 / 3 * gram + K3 * 3 * op_terms * apply}
 
 
 def quadratic_moments(A, hA, h2A, V, BV, masks=()):
