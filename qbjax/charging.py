@@ -263,9 +263,10 @@ _LOOP_OVERHEAD = 1.5e5
 
 #: Largest Chebyshev argument per chunk (the moment matrices cost ``K^2`` per
 #: state entry, the products ``K`` times the operator's terms), and memory cap
-#: of one chunk's vectors: 2 GiB or an eighth of the machine, whichever is less
-#: (XLA's temporaries about double the estimate: 6.3 GB peak at a 4 GiB cap, N = 20).
-_CHEB_Z, _CHEB_MEMORY = 250.0, min(2**31, _physical_memory() // 8)
+#: of one chunk's stored vectors: 4 GiB or a sixth of the machine, whichever is
+#: less (XLA's temporaries add to the estimate; measured peaks are in
+#: benchmarks/results/spin_chain.json).
+_CHEB_Z, _CHEB_MEMORY = 250.0, min(2**32, _physical_memory() // 6)
 
 
 def _expansion(spec: Spec, ts, method: str) -> Trajectory | None:
@@ -464,9 +465,12 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
         # terms rounded up to a multiple of 8: nearby parameters often share one
         # compiled shape, and the extra terms only add coefficients below 1e-17
         K3 = 8 * math.ceil(chebyshev_terms(r * s * dt) / 8) + 3
-        memory = {"moments": (3 * (K3 + 1) + 8) * size * 16, "states": (K3 + 5 * s + 8) * size * 16}
-        first = evaluation_costs(s, K3, eval_ops, real=real)
-        for mode, ops in evaluation_costs(s, K3, eval_ops).items():
+        # bytes per entry: real vectors when the whole run is one real chunk
+        entry = 8 if real and s == n else 16
+        memory = {"moments": (2 * K3 + 8) * size * entry, "states": (K3 + 5 * s + 8) * size * entry}
+        memory["states_matvec"] = memory["states"]
+        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops)
+        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops).items():
             if memory[mode] > _CHEB_MEMORY and s > 1:
                 continue
             loop = K3 * _LOOP_OVERHEAD / size

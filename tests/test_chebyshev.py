@@ -42,6 +42,18 @@ def test_several_chunks_match(chain, monkeypatch):
     _close(traj, ref)
 
 
+@pytest.mark.parametrize("mode", ["moments", "states", "states_matvec"])
+def test_evaluation_modes_match(chain, monkeypatch, mode):
+    """Every evaluation mode (Gram matrices; save-time states by combinations or by products), real and complex chunks."""
+    m, ts, ref = chain
+    monkeypatch.setattr(ch, "_CHEB_Z", 12.0)
+    coeffs, c, r, n_chunks, diagonals, _, cost = ch._chebyshev_plan(m.spec(), ts)
+    assert n_chunks > 1
+    traj, growth = ch._chebyshev_run(m.spec(), ts, (coeffs, c, r, n_chunks, diagonals, mode, cost))
+    assert growth <= 1 + 1e-12
+    _close(traj, ref)
+
+
 def test_lanczos_enclosure_is_tighter_and_checked(chain, monkeypatch):
     m, ts, ref = chain
     spec = m.spec()

@@ -53,7 +53,8 @@ def chebyshev_coefficients(c: float, r: float, taus: np.ndarray, K: int):
     return a, a1, a2
 
 
-def evaluation_costs(S: int, K3: int, op_terms: int, real: bool = False) -> dict[str, float]:
+def evaluation_costs(S: int, K3: int, op_terms: int, real: bool = False,
+                     h_ops: int | None = None) -> dict[str, float]:
     """Rough cost per state entry of one chunk in each evaluation mode.
 
     ``"states"`` forms ``psi, H psi, H^2 psi`` at each of the ``S`` save
@@ -68,10 +69,20 @@ def evaluation_costs(S: int, K3: int, op_terms: int, real: bool = False) -> dict
     real chunk-initial state: real Chebyshev vectors) a Gram matrix costs a
     quarter (one real product instead of a complex one), and the states
     (complex coefficients times real vectors) and operator applications half.
+
+    ``"states_matvec"`` (given ``h_ops``, the cost of one product in units
+    of ``3``) forms only ``psi`` from the expansion and ``H psi``,
+    ``H^2 psi`` by two products per save time: cheaper than two more
+    combinations of ``K3`` vectors when ``H`` is sparse (a Dicke battery).
     """
     gram, comb, apply = (0.25, 0.5, 0.5) if real else (1.0, 1.0, 1.0)
-    return {"states": S * (3 * K3 * comb + 2 * 3 * op_terms * apply),
-            "moments": 2 * K3 * K3 / 3 * gram + K3 * 3 * op_terms * apply}
+    costs = {"states": S * (3 * K3 * comb + 2 * 3 * op_terms * apply),
+             "moments": 2 * K3 * K3 / 3 * gram + K3 * 3 * op_terms * apply}
+    if h_ops is not None:
+        # psi from the expansion, H psi and H^2 psi by two products (complex: the
+        # save-time states are complex even in a real chunk)
+        costs["states_matvec"] = S * (K3 * comb + 2 * 3 * h_ops + 2 * 3 * op_terms)
+    return costs
 
 
 def quadratic_moments(A, hA, h2A, V, BV, masks=()):
@@ -117,7 +128,8 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
 
     ``"states"``: ``psi, H psi, H^2 psi`` at the chunk's save times are formed
     as linear combinations of the ``phi_k`` (one stacked product) and the
-    expectation values taken directly.
+    expectation values taken directly.  ``"states_matvec"``: ``psi`` as a
+    combination, ``H psi`` and ``H^2 psi`` by two products per save time.
 
     A real ``H`` and a real initial state keep the first chunk's vectors
     real (half the arithmetic and memory of complex ones).
@@ -134,7 +146,7 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
             taken from the expansion (neighbouring Chebyshev vectors, or the
             ``H psi`` it gives): cheaper when ``B`` has many more terms than
             ``C``, as for a spin chain's interactions.
-        mode: ``"moments"`` or ``"states"``.
+        mode: ``"moments"``, ``"states"`` or ``"states_matvec"``.
 
     Returns:
         ``(E, dE, d2E, var, weights)`` at ``1 + n_chunks * S`` times (``t = 0`` first),
@@ -143,15 +155,15 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
         the state sees; larger means the enclosure was too narrow.
         With ``z = <H psi|B psi>``: ``dE = -2 Im z``, ``d2E = 2 <H psi|B|H psi> - 2 Re <H^2 psi|B psi>``.
     """
-    if mode not in ("moments", "states"):
-        raise ValueError(f"mode must be 'moments' or 'states', got {mode!r}")
+    if mode not in ("moments", "states", "states_matvec"):
+        raise ValueError(f"mode must be 'moments', 'states' or 'states_matvec', got {mode!r}")
     A, A1, A2 = (jnp.asarray(x) for x in coeffs)
     S, K3 = A.shape
     shape = psi0.shape
     # coefficients of psi, H psi and H^2 psi on phi_0 .. phi_{K+2}
     hA = c * A + r * A1
     h2A = c * c * A + 2 * c * r * A1 + r * r * A2
-    n_vec = K3 + (1 if apply_C is not None and mode == "moments" else 0)
+    n_vec = K3
     dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
 
     def ht(x):
@@ -200,20 +212,35 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
         out = jax.vmap(moments)(psis, hpsis, h2psis)
         return psis[-1], (*out, growth_of(Phi))
 
-    def chunk_moments(psi):
+    def chunk_states_matvec(psi):
         Phi = vectors(psi)
-        if apply_C is None:
-            Phi = Phi[:K3]
-            BPhi = batched(apply_B, Phi)
-        else:
-            # Ht phi_0 = phi_1, Ht phi_k = (phi_{k+1} + phi_{k-1}) / 2
-            HtPhi = jnp.concatenate([Phi[1:2], (Phi[2:] + Phi[: K3 - 1]) / 2])
-            Phi = Phi[:K3]
-            BPhi = c * Phi + r * HtPhi - batched(apply_C, Phi)
+        psis = (A @ Phi).reshape((S,) + shape)
+        flat = psis.reshape(S, -1)
+        hpsis = batched(apply_H, flat)
+        h2psis = batched(apply_H, hpsis)
+        out = jax.vmap(moments)(psis, hpsis.reshape(psis.shape), h2psis.reshape(psis.shape))
+        return psis[-1], (*out, growth_of(Phi))
+
+    def chunk_moments(psi):
+        # phi_k and B phi_k in one pass (2 K3 stored vectors): with C = H - B,
+        # B phi_k = c phi_k + r Ht phi_k - C phi_k, and Ht phi_k comes from the recursion
+        def b_of(p, htp):
+            return apply_B(p) if apply_C is None else c * p + r * htp - apply_C(p)
+
+        def gen(carry, _):
+            p0, p1 = carry
+            h = ht(p1)
+            p2 = 2 * h - p0
+            return (p1, p2), (p1.reshape(-1), b_of(p1, h).reshape(-1))
+
+        p1 = ht(psi)
+        _, (Phi, BPhi) = jax.lax.scan(gen, (psi, p1), None, length=K3 - 1)
+        Phi = jnp.concatenate([psi.reshape(1, -1), Phi])
+        BPhi = jnp.concatenate([b_of(psi, p1).reshape(1, -1), BPhi])
         moments_ = quadratic_moments(A, hA, h2A, Phi, BPhi, masks)
         return (A[-1] @ Phi).reshape(shape), (*moments_, growth_of(Phi))
 
-    chunk = chunk_moments if mode == "moments" else chunk_states
+    chunk = {"moments": chunk_moments, "states": chunk_states, "states_matvec": chunk_states_matvec}[mode]
     hpsi = apply_H(psi0)
     first = (*moments(psi0, hpsi, apply_H(hpsi)), jnp.ones(()))
     if jnp.iscomplexobj(psi0):
