@@ -600,8 +600,10 @@ def _chebyshev_diagonals(spec: Spec):
 def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, diagonals, mode: str):
     apply_H, apply_B, apply_C = _closed_operators(spec, diagonals)
     masks = _tensor_masks(spec)
+    terms = spec.charger + spec.battery + spec.coupling
+    real = rep.is_real(spec.space, terms) and rep.is_real(spec.space, spec.battery)
     E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, _initial_tensor(spec), n_chunks, coeffs, c,
-                                                     r, masks, apply_C, mode)
+                                                     r, masks, apply_C, mode, real_operators=real)
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     traj = Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
     return traj, growth

@@ -44,7 +44,7 @@ def test_several_chunks_match(chain, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["moments", "states", "states_matvec"])
 def test_evaluation_modes_match(chain, monkeypatch, mode):
-    """Every evaluation mode (Gram matrices; save-time states by combinations or by products), real and complex chunks."""
+    """Each evaluation mode (Gram matrices; save-time states by combinations or products), real and complex chunks."""
     m, ts, ref = chain
     monkeypatch.setattr(ch, "_CHEB_Z", 12.0)
     coeffs, c, r, n_chunks, diagonals, _, cost = ch._chebyshev_plan(m.spec(), ts)
