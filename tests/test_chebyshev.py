@@ -20,6 +20,13 @@ def chain():
     return m, ts, qb.charge(m, ts, method="spectral")
 
 
+@pytest.fixture(scope="module")
+def small_chain():
+    m = SpinChainBattery(5, alpha=0.5, couplings="power")
+    ts = np.linspace(0.0, 1.2, 49)
+    return m, ts, qb.charge(m, ts, method="spectral")
+
+
 def _close(a, b, rel=1e-10):
     for f in FIELDS:
         x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
@@ -43,10 +50,10 @@ def test_several_chunks_match(chain, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["moments", "states", "states_matvec"])
-def test_evaluation_modes_match(chain, monkeypatch, mode):
+def test_evaluation_modes_match(small_chain, monkeypatch, mode):
     """Each evaluation mode (Gram matrices; save-time states by combinations or products), real and complex chunks."""
-    m, ts, ref = chain
-    monkeypatch.setattr(ch, "_CHEB_Z", 12.0)
+    m, ts, ref = small_chain
+    monkeypatch.setattr(ch, "_CHEB_Z", 6.0)
     coeffs, c, r, n_chunks, diagonals, _, cost = ch._chebyshev_plan(m.spec(), ts)
     assert n_chunks > 1
     traj, growth = ch._chebyshev_run(m.spec(), ts, (coeffs, c, r, n_chunks, diagonals, mode, cost))

@@ -16,12 +16,12 @@ def run(capsys, *args):
 
 
 def test_effective_model_json(capsys):
-    code, out, _ = run(capsys, "--n", "12", "--grad", "rate")
+    code, out, _ = run(capsys, "--n", "6", "--grad", "rate")
     assert code == 0
     data = json.loads(out)
     for key in ("steady_energy_density", "steady_fluctuation", "steady_ergotropy", "charging_time", "params", "grad"):
         assert key in data
-    cf = closed_form_steady(12, -0.8)
+    cf = closed_form_steady(6, -0.8)
     assert abs(data["steady_energy_density"] - cf["energy_density"]) < 1e-12
     assert abs(data["steady_ergotropy"] - cf["ergotropy"]) < 1e-10  # the CLI prints Eq. 16 (any unitary)
     assert data["steady_ergotropy_symmetric"] < data["steady_ergotropy"]

@@ -41,7 +41,7 @@ def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     """Oscillator battery: E_B(t) quantum, classical and Eq. 10; Gamma = sqrt(N) (Eq. 11, 15)."""
     out = outdir(out)
     if ns is None:
-        ns = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16, 32, 64]
+        ns = [1, 4] if quick else [1, 2, 4, 8, 16, 32, 64]
     rows = gammas(lambda n: OscillatorBattery(n, g, 1.0), ns, verbose, "oscillator N")
     m = OscillatorBattery(4, g, 1.0)
     ts = time_grid(m)
@@ -67,7 +67,7 @@ def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     """Fig. 2: spin battery, Gamma_qu ~ 0.25 N, Gamma_cl = N, R(N)."""
     out = outdir(out)
     if ns is None:
-        ns = [1, 2, 4, 8] if quick else [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+        ns = [1, 2, 4] if quick else [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
     rows = gammas(lambda n: SpinBattery(n, g, 1.0), ns, verbose, "fig2 N")
     n = np.array([r["n"] for r in rows])
     gq = np.array([r["gamma_quantum"] for r in rows])
@@ -93,11 +93,11 @@ def fig3(out="qbjax-figures", quick=False, verbose=True, ns=None, n_r=None, g_sw
     out = outdir(out)
     gs = [0.01, 0.5, 2.0]
     if ns is None:
-        ns = [1, 2, 4] if quick else [1, 2, 4, 8, 16, 32, 50]
+        ns = [1, 2] if quick else [1, 2, 4, 8, 16, 32, 50]
     if n_r is None:
-        n_r = 4 if quick else 50
+        n_r = 2 if quick else 50
     if g_sweep is None:
-        g_sweep = np.linspace(0.1, 2.0, 4) if quick else np.array(
+        g_sweep = np.linspace(0.1, 2.0, 3) if quick else np.array(
             [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0])
     by_g = {}
     for g in gs:
