@@ -199,14 +199,15 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
         ht = ht_pair if pair else ht_real
         p0 = to_pair(psi) if pair else psi
 
+        # T_{-1} = T_1: starting from (phi_{-1}, phi_0) = (Ht psi, psi), the
+        # recursion's first step gives phi_1 = Ht psi, and the scan emits
+        # phi_0 .. phi_{K3-1} straight into its output (no concatenated copy)
         def gen(carry, _):
             q0, q1 = carry
             q2 = 2 * ht(q1) - q0
-            return (q1, q2), q2
+            return (q1, q2), q1
 
-        p1 = ht(p0)
-        _, rest = jax.lax.scan(gen, (p0, p1), None, length=n_vec - 2)
-        out = jnp.concatenate([p0[None], p1[None], rest])
+        _, out = jax.lax.scan(gen, (ht(p0), p0), None, length=n_vec)
         return from_pairs(out.reshape(n_vec, 2, -1)) if pair else out.reshape(n_vec, -1)
 
     def batched(op, X):
@@ -270,10 +271,8 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
             return (q1, q2), (flat(q1), flat(b_of(q1, h)))
 
         p0 = to_pair(psi) if pair else psi
-        p1 = ht(p0)
-        _, (Phi, BPhi) = jax.lax.scan(gen, (p0, p1), None, length=K3 - 1)
-        Phi = jnp.concatenate([flat(p0)[None], Phi])
-        BPhi = jnp.concatenate([flat(b_of(p0, p1))[None], BPhi])
+        # from (phi_{-1}, phi_0) = (Ht psi, psi), as in vectors(): no concatenated copies
+        _, (Phi, BPhi) = jax.lax.scan(gen, (ht(p0), p0), None, length=K3)
         if pair:
             Phi, BPhi = from_pairs(Phi), from_pairs(BPhi)
         moments_ = quadratic_moments(A, hA, h2A, Phi, BPhi, masks)
