@@ -23,7 +23,8 @@ against spectral (if its block is at most --check-spectral-dim) or qbjax ode
 at rtol = atol = 1e-12, printed.  For N = 20 an "equal accuracy" QuTiP row
 reports the loosest QuTiP tolerance (1e-10, 1e-11, 1e-12, then 1e-13, 1e-14
 if needed) whose max abs error is <= 1e-8, and its time (for the default
-"adams" and for QuTiP's "vern9").
+"adams" and for QuTiP's "vern9"); the sweep gets the same "adams" row, its
+tolerance the tightest needed at the smallest and the largest g.
 
 Ratios: t/t(qbjax best) is a row's per-trajectory time over that of the
 fastest qbjax method of its case (> 1: qbjax is faster); a summary line per
@@ -71,6 +72,7 @@ def parse_args(argv=None):
                    help="also time qbjax ode with jax.vmap over the sweep (slow: lockstep adaptive steps)")
     p.add_argument("--qbjax-map", action="store_true",
                    help="also time qbjax ode with jax.lax.map over the sweep (one jitted program; ~ the loop's time)")
+    p.add_argument("--cases", default="single,sweep", help="comma list: single (N = 10, 20, 40), sweep")
     p.add_argument("--skip", default="",
                    help="comma list to skip: qutip,dynamiqs,spectral,chebyshev,equal-accuracy")
     a = p.parse_args(argv)
@@ -82,6 +84,7 @@ def parse_args(argv=None):
     a.max_spectral_dim = a.max_spectral_dim if a.max_spectral_dim is not None else (1000 if q else 3000)
     a.check_spectral_dim = a.check_spectral_dim if a.check_spectral_dim is not None else (1000 if q else 4000)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    a.cases = {s.strip() for s in a.cases.split(",") if s.strip()}
     return a
 
 
@@ -456,11 +459,22 @@ def run_case(label, n, gs, cutoff, args, ref_idx=None, results=None, meta=None, 
         print(f"  check: |QuTiP(atol=rtol=1e-12) - {ref_label}| = "
               f"{case_meta['qutip_tight_check']['max_abs_diff']:.1e} at g={gs[i_chk]:.3g}", flush=True)
         # ---- equal accuracy: the QuTiP tolerance needed for max abs error <= args.equal_accuracy
-        if equal_accuracy and "equal-accuracy" not in args.skip and K == 1:
+        if equal_accuracy and "equal-accuracy" not in args.skip:
             case_meta["equal_accuracy"] = {"target": args.equal_accuracy}
-            for qmethod in ("adams", "vern9"):
+            # a sweep: the tightest tolerance needed at its smallest and largest g (longest and
+            # most strongly coupled windows), then the whole sweep at that tolerance
+            probes = [0] if K == 1 else [ref_idx[0], ref_idx[-1]]
+            for qmethod in ("adams", "vern9") if K == 1 else ("adams",):
                 print(f"  equal accuracy (max abs err <= {args.equal_accuracy:.0e}), QuTiP {qmethod}:", flush=True)
-                qopts, tried = pick_qutip_tolerance(qtool, gs[0], ref, args.equal_accuracy, qmethod, label)
+                qopts, tried = None, []
+                for i in probes:
+                    o, t = pick_qutip_tolerance(qtool, gs[i], ref[ref_idx.index(i)], args.equal_accuracy, qmethod,
+                                                label)
+                    tried += [{"g": float(gs[i]), **x} for x in t]
+                    if o is None:
+                        qopts = None
+                        break
+                    qopts = o if qopts is None or o["atol"] < qopts["atol"] else qopts
                 case_meta["equal_accuracy"][qmethod] = {"tried": tried, "tol": qopts and qopts["atol"]}
                 if qopts is not None:
                     add("qutip", f"sesolve {qmethod} tol={qopts['atol']:.0e} (equal acc.)", full_dim,
@@ -565,15 +579,17 @@ def main(args):
 
     results, meta = [], []
     ns = (10,) if args.quick else (10, 20, 40)
-    for n in ns:
+    for n in ns if "single" in args.cases else ():
         run_case(f"g=0.5 N={n}", n, [0.5], CUTOFFS[("single", n)], args, results=results, meta=meta,
                  equal_accuracy=(n == 20))
 
     K = args.sweep_points
-    gs = list(np.linspace(0.05, 2.0, K))
+    gs = list(np.linspace(0.05, 2.0, K)) if "sweep" in args.cases else []
     nref = min(args.ref_points, K)
     ref_idx = sorted(set(np.round(np.linspace(0, K - 1, nref)).astype(int).tolist()))
-    run_case(f"sweep {K} g N=20", 20, gs, CUTOFFS[("sweep", 20)], args, ref_idx=ref_idx, results=results, meta=meta)
+    if gs:
+        run_case(f"sweep {K} g N=20", 20, gs, CUTOFFS[("sweep", 20)], args, ref_idx=ref_idx, results=results,
+                 meta=meta, equal_accuracy=True)
 
     total = time.perf_counter() - t_start
     print("\n" + table(results))
