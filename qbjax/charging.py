@@ -371,6 +371,12 @@ def _krylov_plan(spec: Spec, ts, diagonals=None):
     return m, s, n_steps, pilot, diagonals, cost
 
 
+def _real_operators(spec: Spec) -> bool:
+    """Whether ``H`` and ``H_B`` (hence ``C = H - H_B``) are real matrices."""
+    return rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling) and rep.is_real(spec.space,
+                                                                                               spec.battery)
+
+
 def _initial_tensor(spec: Spec):
     # a real H keeps a real initial basis state's vectors real
     real = rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling)
@@ -457,7 +463,7 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
     eval_ops = 1 + len(_chebyshev_eval_terms(spec))
     # a real H keeps the first chunk's vectors real (the initial state is a basis
     # state); later chunks start from complex states
-    real = rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling)
+    real = _real_operators(spec)
     best = None
     for s in range(1, n + 1):
         if n % s or r * s * dt > max(_CHEB_Z, r * dt):
@@ -600,10 +606,8 @@ def _chebyshev_diagonals(spec: Spec):
 def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, diagonals, mode: str):
     apply_H, apply_B, apply_C = _closed_operators(spec, diagonals)
     masks = _tensor_masks(spec)
-    terms = spec.charger + spec.battery + spec.coupling
-    real = rep.is_real(spec.space, terms) and rep.is_real(spec.space, spec.battery)
     E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, _initial_tensor(spec), n_chunks, coeffs, c,
-                                                     r, masks, apply_C, mode, real_operators=real)
+                                                     r, masks, apply_C, mode, real_operators=_real_operators(spec))
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     traj = Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
     return traj, growth

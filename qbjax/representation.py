@@ -287,11 +287,11 @@ def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
     constant = 0.0
     for t in terms:
         scale = abs(complex(np.asarray(t.coeff)))
-        vecs = _row_sums(space, t.factors)
+        vecs, const = _row_sums(space, t.factors)
         if all(v is None for v in vecs):  # constant row sums (Pauli strings): a scalar
-            constant += scale * _row_sum_constant(space, t.factors)
+            constant += scale * const
             continue
-        vec = np.full((), scale * _row_sum_constant(space, t.factors))
+        vec = np.full((), scale * const)
         for (_, dof), v in zip(space, vecs):
             vec = np.multiply.outer(vec, np.ones(dof.dim) if v is None else v)
         out = out + vec
@@ -300,24 +300,15 @@ def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4096)
 def _row_sums(space, factors):
-    """Per dof, the absolute row sums of the local factor, or ``None`` where they are constant."""
-    out = []
+    """``(per dof: absolute row sums of the local factor, None where constant), product of the constants)``."""
+    vecs, const = [], 1.0
     for m in _local_matrices(space, factors):
         v = None if m is None else np.asarray(abs(m).sum(axis=1)).ravel()
-        out.append(None if v is None or np.ptp(v) == 0 else v)
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=4096)
-def _row_sum_constant(space, factors) -> float:
-    """Product of the constant absolute row sums of the local factors (1 for identities)."""
-    c = 1.0
-    for m in _local_matrices(space, factors):
-        if m is not None:
-            v = np.asarray(abs(m).sum(axis=1)).ravel()
-            if np.ptp(v) == 0:
-                c *= float(v[0]) if v.size else 0.0
-    return c
+        if v is not None and np.ptp(v) == 0:
+            const *= float(v[0]) if v.size else 0.0
+            v = None
+        vecs.append(v)
+    return tuple(vecs), const
 
 
 def _is_diagonal(m) -> bool:

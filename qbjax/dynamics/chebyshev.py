@@ -168,7 +168,6 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
     # coefficients of psi, H psi and H^2 psi on phi_0 .. phi_{K+2}
     hA = c * A + r * A1
     h2A = c * c * A + 2 * c * r * A1 + r * r * A2
-    n_vec = K3
     dot = lambda x, y: jnp.sum(jnp.conj(x) * y)  # noqa: E731
 
     def ht_real(x):
@@ -181,8 +180,8 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
         return jnp.stack([jnp.real(x), jnp.imag(x)])
 
     def from_pairs(P):
-        # (..., 2, *shape) real -> (..., size) complex
-        return jax.lax.complex(P[..., 0, :], P[..., 1, :]) if P.ndim == 3 else jax.lax.complex(P[0], P[1])
+        # (K, 2, size) real -> (K, size) complex
+        return jax.lax.complex(P[:, 0], P[:, 1])
 
     def complex_op(op):
         # a real operator on a complex tensor as two real passes
@@ -207,8 +206,8 @@ def chebyshev_moments(apply_H, apply_B, psi0, n_chunks: int, coeffs, c: float, r
             q2 = 2 * ht(q1) - q0
             return (q1, q2), q1
 
-        _, out = jax.lax.scan(gen, (ht(p0), p0), None, length=n_vec)
-        return from_pairs(out.reshape(n_vec, 2, -1)) if pair else out.reshape(n_vec, -1)
+        _, out = jax.lax.scan(gen, (ht(p0), p0), None, length=K3)
+        return from_pairs(out.reshape(K3, 2, -1)) if pair else out.reshape(K3, -1)
 
     def batched(op, X):
         # a few vectors at a time: vmapped over all of them, XLA's temporaries for
