@@ -475,8 +475,8 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
         entry = 8 if real and s == n else 16
         memory = {"moments": (2 * K3 + 8) * size * entry, "states": (K3 + 5 * s + 8) * size * entry}
         memory["states_matvec"] = memory["states"]
-        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops)
-        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops).items():
+        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops, paired=real)
+        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops, paired=real).items():
             if memory[mode] > _CHEB_MEMORY and s > 1:
                 continue
             loop = K3 * _LOOP_OVERHEAD / size
@@ -487,7 +487,8 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
                 best = (cost, s, K3 - 3, mode)
     cost, s, K, mode = best
     taus = dt * np.arange(1, s + 1)
-    return chebyshev_coefficients(c, r, taus, K), c, r, n // s, diagonals, mode, cost
+    # phase free: observables do not see exp(-i c t), and real H then combines in real arithmetic
+    return chebyshev_coefficients(c, r, taus, K, phase=False), c, r, n // s, diagonals, mode, cost
 
 
 def _chebyshev_eval_terms(spec: Spec):

@@ -381,6 +381,9 @@ class MatrixFree(eqx.Module):
         """``O x`` for a state tensor of shape ``dims``."""
         if not self.terms:
             return jnp.zeros_like(x)
+        banded = _banded_plan(self.space, self.terms)
+        if banded is not None:
+            return _apply_banded(banded, x)
         monomial, rest = [], []
         for t in self.terms:
             local = _local_matrices(self.space, t.factors)
@@ -418,6 +421,77 @@ class MatrixFree(eqx.Module):
                 part = _apply_weighted(mats, y, lead)
             out = part if out is None else out + part
         return out
+
+
+#: Largest padded-to-plain size ratio for :func:`_apply_banded` (qubit axes
+#: padded on both sides would grow a state 2x per qubit).
+_BANDED_PAD_RATIO = 2.0
+
+
+def _banded_plan(space, terms):
+    """Static plan for :func:`_apply_banded`, or ``None`` when it does not apply.
+
+    Every factor of every term must be banded (at most 4 nonzero diagonals,
+    :func:`_bands`); the space must not be all qubits (those have their own
+    path); and padding each axis by its largest offsets must grow the state
+    by at most ``_BANDED_PAD_RATIO``.  The plan lists, per multi-axis offset,
+    the ``(coeff, per-axis band vectors)`` that read ``x`` at that offset.
+    """
+    if all(d.dim == 2 for _, d in space):
+        return None
+    nd = len(space)
+    by_offset: dict = {}
+    for t in terms:
+        combos = [((), t.coeff, ())]
+        for m in _local_matrices(space, t.factors):
+            if m is None:
+                combos = [(off + (0,), c, vs + (None,)) for off, c, vs in combos]
+                continue
+            bands = _bands(m)
+            if bands is None:
+                return None
+            combos = [(off + (k,), c, vs + (v,)) for off, c, vs in combos for k, v in bands]
+        for off, c, vs in combos:
+            by_offset.setdefault(off, []).append((c, vs))
+    lo = [max(0, -min(off[a] for off in by_offset)) for a in range(nd)]
+    hi = [max(0, max(off[a] for off in by_offset)) for a in range(nd)]
+    dims = [d.dim for _, d in space]
+    if math.prod(d + a + b for d, a, b in zip(dims, lo, hi, strict=True)) > _BANDED_PAD_RATIO * math.prod(dims):
+        return None
+    return tuple(zip(lo, hi, strict=True)), tuple(by_offset.items())
+
+
+def _apply_banded(plan, x):
+    """``O x`` for banded factors: one zero-padded copy of ``x``, then each offset is a shifted
+    slice of it times a broadcast of per-axis band vectors.
+
+    XLA fuses the slices, the products and the sum into one pass (a 20-spin
+    Dicke battery's coupling: 21 us per product of a real pair of 6930
+    entries, against 43 us for axis-by-axis shifts that materialise two
+    padded copies).
+    """
+    pads, by_offset = plan
+    nd = x.ndim
+    xp = jnp.pad(x, pads) if any(a or b for a, b in pads) else x
+    complex_x = jnp.iscomplexobj(x)
+    out = None
+    for off, items in by_offset:
+        y = xp[tuple(slice(lo + k, lo + k + n) for (lo, _), k, n in zip(pads, off, x.shape, strict=True))]
+        coef = 0.0
+        for c, vs in items:
+            factor = c.astype(x.dtype) if complex_x else c
+            for axis, v in enumerate(vs):
+                if v is not None:
+                    shape = [1] * nd
+                    shape[axis] = -1
+                    factor = factor * jnp.asarray(v).reshape(shape)
+            coef = coef + factor
+        part = coef * y
+        out = part if out is None else out + part
+    if not complex_x and jnp.iscomplexobj(out):
+        # a real x is passed only for a real operator (see is_real)
+        out = jnp.real(out)
+    return out
 
 
 def _monomial(m):
