@@ -458,6 +458,9 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
         lo_l, hi_l = _lanczos_range(spec, diagonals)
         lo, hi = max(lo, lo_l), min(hi, hi_l)
     c, r = (hi + lo) / 2, max((hi - lo) / 2, 1e-300)
+    layout = _sector_layout(spec)
+    if layout is not None:  # the run propagates one parity sector
+        size = math.prod(layout.shape)
     # chunk length and evaluation mode of least estimated cost (per state entry)
     h_ops = 1 + len(off)
     eval_ops = 1 + len(_chebyshev_eval_terms(spec))
@@ -605,26 +608,63 @@ def _chebyshev_diagonals(spec: Spec):
 
 @eqx.filter_jit
 def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, diagonals, mode: str):
-    apply_H, apply_B, apply_C = _closed_operators(spec, diagonals)
+    layout = _sector_layout(spec)
+    apply_H, apply_B, apply_C = _closed_operators(spec, diagonals, layout)
     masks = _tensor_masks(spec)
-    E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, _initial_tensor(spec), n_chunks, coeffs, c,
+    psi0 = _initial_tensor(spec)
+    if layout is not None:
+        masks = tuple(layout.compact(m) for m in masks)
+        psi0 = layout.compact(psi0)
+    E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, psi0, n_chunks, coeffs, c,
                                                      r, masks, apply_C, mode, real_operators=_real_operators(spec))
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     traj = Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
     return traj, growth
 
 
-def _closed_operators(spec: Spec, diagonals):
-    """``apply_H``, ``apply_B`` and (when ``H_B`` has more off-diagonal terms than the rest) ``apply_C = H - H_B``."""
+def _sector_layout(spec: Spec) -> rep.ParityLayout | None:
+    """The compact layout of the initial state's parity sector, when every closed-dynamics operator has one.
+
+    A declared parity (``Charge(..., modulus=2)``, the Dicke battery's
+    ``a^+ a + J_z + j``) confines a pure initial basis state to half the
+    space; :func:`_chebyshev_jit` then propagates that half alone
+    (:class:`~qbjax.representation.ParityLayout`).  ``None`` when there is no
+    parity, or when ``H``, ``H_B`` or ``H - H_B`` is not banded or mixes the
+    sectors (then the declared charge is not conserved by the terms).
+    """
+    charge = spec.conserved
+    if charge is None or charge.modulus != 2 or spec.initial_populations is not None:
+        return None
+    value = sum(w * k for w, k in zip(charge.weights, spec.initial_indices(), strict=True)) % 2
+    layout = rep.ParityLayout.of(spec.dims, charge, value)
+    if layout is None:
+        return None
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    _, b_off = rep.split_diagonal(spec.space, spec.battery)
+    for terms in (off, b_off, spec.charger + spec.coupling):
+        if rep.compact_operator(spec.space, terms, layout) is None:
+            return None
+    return layout
+
+
+def _closed_operators(spec: Spec, diagonals, layout: rep.ParityLayout | None = None):
+    """``apply_H``, ``apply_B`` and (when ``H_B`` has more off-diagonal terms than the rest) ``apply_C = H - H_B``.
+
+    With ``layout`` they act on that compact parity sector (:func:`_sector_layout`).
+    """
     _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
     D, b_diag = diagonals
-    offdiag = rep.MatrixFree(spec.space, off)
+    if layout is not None:
+        D, b_diag = layout.compact(D), layout.compact(b_diag)
+        offdiag = rep.compact_operator(spec.space, off, layout)
+    else:
+        offdiag = rep.MatrixFree(spec.space, off)
 
     def apply_H(x):
         return D * x + offdiag(x)
 
     _, b_off = rep.split_diagonal(spec.space, spec.battery)
-    b_rest = rep.MatrixFree(spec.space, b_off)
+    b_rest = rep.MatrixFree(spec.space, b_off) if layout is None else rep.compact_operator(spec.space, b_off, layout)
 
     def apply_B(x):
         return b_diag * x + b_rest(x) if b_off else b_diag * x
@@ -634,7 +674,7 @@ def _closed_operators(spec: Spec, diagonals):
     rest = spec.charger + spec.coupling
     apply_C = None
     if len(b_off) > len(rep.split_diagonal(spec.space, rest)[1]):
-        apply_C = rep.MatrixFree(spec.space, rest)
+        apply_C = rep.MatrixFree(spec.space, rest) if layout is None else rep.compact_operator(spec.space, rest, layout)
     return apply_H, apply_B, apply_C
 
 

@@ -75,3 +75,29 @@ def test_banded_path_choice():
     x = np.random.default_rng(2).standard_normal(tuple(d.dim for _, d in space))
     got = np.asarray(rep.MatrixFree(space, terms)(jnp.asarray(x + 0j))).reshape(-1)
     assert np.max(np.abs(got - H @ x.reshape(-1))) <= TOL * np.max(np.abs(H @ x.reshape(-1)))
+
+
+@pytest.mark.parametrize("cutoff,j,value", [(9, 2, 0), (9, 2, 1), (8, 1.5, 1), (10, 0.5, 0)])
+def test_parity_layout_operator(cutoff, j, value):
+    """The compact parity-sector operator equals the full one restricted to the sector
+    (odd and even axis lengths, both sectors), and the layout round-trips."""
+    from qbjax.model import Charge
+
+    space = (("a", Boson(cutoff)), ("b", Spin(j)))
+    terms = (term(0.7, "a.a", "b.jx"), term(0.7, "a.adag", "b.jx"), term(0.3, "a.n"), term(0.4, "a.x", "b.jx"),
+             term(0.5, "a.n", "b.jz"), term(0.2, "a.a", "a.a"), term(0.2, "a.adag", "a.adag"))
+    dims = tuple(d.dim for _, d in space)
+    layout = rep.ParityLayout.of(dims, Charge((1, 1), modulus=2), value)
+    assert layout.shape == (2, -(-cutoff // 2), -(-dims[1] // 2))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(dims) + 1j * rng.standard_normal(dims)
+    k = np.add.outer(np.arange(dims[0]), np.arange(dims[1]))
+    x = np.where(k % 2 == value, x, 0.0)  # a state in the sector
+    y = layout.compact(jnp.asarray(x))
+    assert np.array_equal(np.asarray(layout.expand(y)), x)
+    op = rep.compact_operator(space, terms, layout)
+    want = layout.compact(rep.MatrixFree(space, terms)(jnp.asarray(x)))
+    got = op(y)
+    assert np.max(np.abs(np.asarray(got - want))) <= TOL * np.max(np.abs(np.asarray(want)))
+    # a parity-changing term (a J_z) has no compact form
+    assert rep.compact_operator(space, (term(1.0, "a.a", "b.jz"),), layout) is None
