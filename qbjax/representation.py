@@ -318,7 +318,22 @@ def _is_diagonal(m) -> bool:
 
 
 def _bands(m, max_bands: int = 4):
-    """Nonzero diagonals of sparse ``m`` as ``(offset, values)`` with ``y[r] += v[r] x[r + offset]``."""
+    """Nonzero diagonals of sparse ``m`` as ``(offset, values)`` with ``y[r] += v[r] x[r + offset]``.
+
+    Cached on ``m`` (the dofs' operator matrices are cached and read-only).
+    """
+    cache = getattr(m, "_qbjax_bands", None)
+    if cache is not None and cache[0] == max_bands:
+        return cache[1]
+    result = _bands_uncached(m, max_bands)
+    try:
+        m._qbjax_bands = (max_bands, result)
+    except AttributeError:
+        pass
+    return result
+
+
+def _bands_uncached(m, max_bands: int):
     d = m.shape[0]
     coo = m.tocoo()
     nz = coo.data != 0

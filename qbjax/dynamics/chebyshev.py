@@ -20,6 +20,7 @@ exact for each), so gradients flow through ``H`` alone.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -34,6 +35,7 @@ import scipy.special as sps
 _UNROLL = 2
 
 
+@functools.lru_cache(maxsize=4096)
 def chebyshev_terms(z: float, tol: float = 1e-17) -> int:
     """Number of terms ``K`` with ``|J_k(z)| < tol`` for every ``k >= K``."""
     k = int(math.ceil(z)) + 1
@@ -59,15 +61,17 @@ def chebyshev_coefficients(c: float, r: float, taus: np.ndarray, K: int, phase: 
     a[:, K + 1 :] = 0.0
     if phase:
         a = a * np.exp(-1j * c * taus)[:, None]
-    # Ht phi_0 = phi_1;  Ht phi_k = (phi_{k+1} + phi_{k-1}) / 2.
-    M = np.zeros((K + 3, K + 3))
-    M[1, 0] = 1.0
-    for j in range(1, K + 2):
-        M[j + 1, j] += 0.5
-        M[j - 1, j] += 0.5
-    a1 = a @ M.T
-    a2 = a1 @ M.T
-    return a, a1, a2
+    def times_ht(x):
+        # coefficients of Ht psi from those of psi: Ht phi_0 = phi_1,
+        # Ht phi_k = (phi_{k+1} + phi_{k-1}) / 2 (k = 1 .. K + 1; the last column is zero)
+        out = np.zeros_like(x)
+        out[:, 1] += x[:, 0]
+        out[:, 2 : K + 3] += 0.5 * x[:, 1 : K + 2]
+        out[:, 0 : K + 1] += 0.5 * x[:, 1 : K + 2]
+        return out
+
+    a1 = times_ht(a)
+    return a, a1, times_ht(a1)
 
 
 def evaluation_costs(S: int, K3: int, op_terms: int, real: bool = False,
