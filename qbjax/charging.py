@@ -40,6 +40,7 @@ The switching function of seed 000, Eq. 2 is a step: ``lambda = 1`` on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -231,7 +232,8 @@ def charge(
     if resolved == "classical":
         spec = _classical_view(spec)
     if resolved in ("chebyshev", "krylov"):
-        traj = _expansion(spec, ts, method)
+        hint = model.working_cutoffs() if isinstance(model, AbstractBattery) else ()
+        traj = _expansion(spec, ts, method, hint)
         if traj is not None:
             return _checked(traj, truncation_tol)
         # traced parameters or a non-uniform grid: adaptive steps instead
@@ -269,7 +271,7 @@ _LOOP_OVERHEAD = 1.5e5
 _CHEB_Z, _CHEB_MEMORY = 250.0, min(2**32, _physical_memory() // 6)
 
 
-def _expansion(spec: Spec, ts, method: str) -> Trajectory | None:
+def _expansion(spec: Spec, ts, method: str, working_cutoffs=()) -> Trajectory | None:
     """Closed dynamics of a large time-independent ``H`` by Chebyshev (``"auto"``, ``"chebyshev"``) or Krylov.
 
     ``"krylov"`` adapts to the spectral measure of the initial state instead
@@ -281,7 +283,14 @@ def _expansion(spec: Spec, ts, method: str) -> Trajectory | None:
     moment matrices was 3-6x faster, because these states' spectral measures
     reach across most of the spectrum.  ``None`` when neither applies
     (traced parameters, a non-uniform grid).
+
+    ``working_cutoffs`` (:meth:`~qbjax.model.AbstractBattery.working_cutoffs`)
+    first tries Chebyshev in a smaller Fock space (:func:`_windowed`).
     """
+    if method != "krylov" and working_cutoffs:
+        traj = _windowed(spec, ts, working_cutoffs)
+        if traj is not None:
+            return traj
     if method == "krylov":
         kplan = _krylov_plan(spec, ts)
         if kplan is not None:
@@ -415,10 +424,125 @@ def _krylov_jit(spec: Spec, ts, m: int, taus, n_steps: int, pilot, diagonals):
     return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "krylov"), bound
 
 
-def _chebyshev_run(spec: Spec, ts, plan):
+def _chebyshev_run(spec: Spec, ts, plan, series: bool = False):
+    """``(trajectory, growth)``; with ``series`` also the top-level populations at every save time."""
     coeffs, c, r, n_chunks, diagonals, mode, _ = plan
-    traj, growth = _chebyshev_jit(spec, ts, coeffs, jnp.asarray(c), jnp.asarray(r), n_chunks, diagonals, mode)
-    return traj, float(growth)
+    traj, growth, top = _chebyshev_jit(spec, ts, coeffs, jnp.asarray(c), jnp.asarray(r), n_chunks, diagonals, mode)
+    return (traj, float(growth), top) if series else (traj, float(growth))
+
+
+#: Fock windows: used only below this fraction of the cutoff; the bound on
+#: ``|E_B - E_B(window)|`` must stay below ``_WINDOW_TOL * max(1, |H_B|)``;
+#: the leakage integral is taken on the save grid (upper sums) times a safety factor.
+_WINDOW_FRACTION, _WINDOW_TOL, _WINDOW_SAFETY = 0.8, 1e-12, 10.0
+
+
+def _window_spec(spec: Spec, working_cutoffs):
+    """``(spec_w, axis, G)``: the spec with one boson cut to its working size, or ``None``.
+
+    ``H_w = P H P`` must hold term by term (the windowed operator matrices
+    are the full ones sliced: true for ``a``, ``a^+``, ``n`` and their
+    products that do not pass through the top level), and ``H`` may leave
+    the window only from its top level (single raising steps).  Then
+    ``(1 - P) H psi_w = (1 - P) H P_top psi_w`` and
+    ``G = sum_t |c_t| |<w|M_t|w-1>| prod_f |M_{t,f}|`` bounds its norm per unit
+    amplitude in the top level.
+    """
+    from .operators import Boson
+
+    (name, w), = working_cutoffs[:1]
+    names = [n for n, _ in spec.space]
+    if name not in names:
+        return None
+    axis = names.index(name)
+    dof = spec.space[axis][1]
+    k0 = spec.initial_indices()[axis]
+    if not isinstance(dof, Boson) or not (k0 < w - 1 and w <= _WINDOW_FRACTION * dof.dim):
+        return None
+    if spec.dissipators or spec.initial_populations is not None:
+        return None
+    space_w = tuple((n, Boson(w) if i == axis else d) for i, (n, d) in enumerate(spec.space))
+    G = 0.0
+    for t in spec.charger + spec.battery + spec.coupling:
+        full, cut = rep._local_matrices(spec.space, t.factors), rep._local_matrices(space_w, t.factors)
+        m = full[axis]
+        if m is None:
+            continue
+        m = m.tocsr()
+        if abs(cut[axis] - m[:w, :w]).sum() != 0:
+            return None  # a product through the top level: the window is not P H P
+        leak = m[w:, :w]
+        if leak.nnz == 0:
+            continue
+        rows, cols = leak.nonzero()
+        if cols.min() < w - 1 or rows.max() > 0:
+            return None  # raises by more than one level
+        other = math.prod(_norm2(f) for i, f in enumerate(full) if f is not None and i != axis)
+        G += abs(complex(t.coeff)) * float(abs(leak).max()) * other
+    spec_w = dataclasses.replace(spec, space=space_w)
+    return spec_w, axis, G
+
+
+def _norm2(m) -> float:
+    """The spectral norm of a small sparse matrix (dense SVD up to 512 levels, else sqrt(|m|_1 |m|_inf))."""
+    if m.shape[0] <= 512:
+        return float(np.linalg.norm(m.toarray(), 2))
+    a = abs(m)
+    return float(np.sqrt(a.sum(axis=0).max() * a.sum(axis=1).max()))
+
+
+def _leakage(G: float, ts, top) -> np.ndarray:
+    """``L(t) = safety * G * int_0^t sqrt(p_top)``: upper Riemann sums on the save grid."""
+    amp = np.sqrt(np.maximum(np.asarray(top), 0.0))
+    dt = np.diff(np.asarray(ts))
+    return _WINDOW_SAFETY * G * np.concatenate([[0.0], np.cumsum(np.maximum(amp[1:], amp[:-1]) * dt)])
+
+
+def _operator_norm(space, terms) -> float:
+    """``sum_t |c_t| prod_f |M_{t,f}|``: a bound of the operator norm of a sum of product terms."""
+    return sum(abs(complex(t.coeff)) * math.prod(_norm2(f) for f in rep._local_matrices(space, t.factors)
+                                                 if f is not None) for t in terms)
+
+
+def _windowed(spec: Spec, ts, working_cutoffs) -> Trajectory | None:
+    """Chebyshev in a smaller Fock space, kept only when the leakage bound allows.
+
+    With ``P`` the projector on the window and ``psi_w(t)`` the windowed
+    evolution (``H_w = P H P``), Duhamel's formula gives
+    ``|psi(t) - psi_w(t)| <= L(t) = int_0^t |(1 - P) H psi_w(s)| ds
+    <= G int_0^t sqrt(p_top(s)) ds`` with ``p_top`` the population of the
+    window's top level (:func:`_window_spec`).  ``p_top`` is known at the
+    save times; the integral is taken as an upper Riemann sum (the larger
+    neighbour on each interval) times ``_WINDOW_SAFETY``.  Then
+    ``|E_B - E_B(window)| <= 2 |H_B| L + |H_B| L^2``; the result is kept when
+    that is below ``_WINDOW_TOL * max(1, |H_B|)``, and its top-level
+    population is reported as ``L^2`` (which bounds the full cutoff's top
+    level).  ``None`` (run at the full cutoff) otherwise.
+    """
+    found = _window_spec(spec, working_cutoffs)
+    if found is None:
+        return None
+    spec_w, axis, G = found
+    plan = _chebyshev_plan(spec_w, ts)
+    if plan is None:
+        return None
+    traj, growth, top = _chebyshev_run(spec_w, ts, plan, series=True)
+    if growth > 1.0 + _CHEB_GROWTH_TOL:
+        return None
+    masks = _mask_axes(spec_w)
+    if axis not in masks:
+        return None
+    leak = _leakage(G, ts, np.asarray(top)[:, masks.index(axis)])
+    norm_b = _operator_norm(spec.space, spec.battery)
+    bound = 2 * norm_b * leak[-1] + norm_b * leak[-1] ** 2
+    if not bound <= _WINDOW_TOL * max(1.0, norm_b):
+        return None
+    full_masks = _mask_axes(spec)
+    top_full = np.asarray(traj.top_population).copy()
+    out = np.zeros(len(full_masks))
+    for i, a in enumerate(full_masks):
+        out[i] = min(1.0, leak[-1] ** 2) if a == axis else top_full[masks.index(a)]
+    return eqx.tree_at(lambda tr: tr.top_population, traj, jnp.asarray(out))
 
 
 #: Lanczos steps for the spectral estimate, its safety margin (fraction of the
@@ -617,9 +741,10 @@ def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, di
         psi0 = layout.compact(psi0)
     E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, psi0, n_chunks, coeffs, c,
                                                      r, masks, apply_C, mode, real_operators=_real_operators(spec))
+    series = top
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     traj = Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
-    return traj, growth
+    return traj, growth, series
 
 
 def _sector_layout(spec: Spec) -> rep.ParityLayout | None:
@@ -678,18 +803,23 @@ def _closed_operators(spec: Spec, diagonals, layout: rep.ParityLayout | None = N
     return apply_H, apply_B, apply_C
 
 
-def _tensor_masks(spec: Spec):
-    """Per truncated boson dof, a 0/1 tensor marking its top Fock level."""
+def _mask_axes(spec: Spec) -> list[int]:
+    """The dof indices of the truncated bosons, in the order of :func:`_tensor_masks`."""
     from .operators import Boson
 
+    return [i for i, (_, d) in enumerate(spec.space) if isinstance(d, Boson) and not rep.truncation_is_exact(spec, i)]
+
+
+def _tensor_masks(spec: Spec):
+    """Per truncated boson dof, a 0/1 tensor marking its top Fock level."""
     masks = []
-    for i, (_, d) in enumerate(spec.space):
-        if isinstance(d, Boson) and not rep.truncation_is_exact(spec, i):
-            shape = [1] * len(spec.dims)
-            shape[i] = d.dim
-            m = np.zeros(d.dim)
-            m[-1] = 1.0
-            masks.append(jnp.asarray(np.broadcast_to(m.reshape(shape), spec.dims)))
+    for i in _mask_axes(spec):
+        d = spec.space[i][1]
+        shape = [1] * len(spec.dims)
+        shape[i] = d.dim
+        m = np.zeros(d.dim)
+        m[-1] = 1.0
+        masks.append(jnp.asarray(np.broadcast_to(m.reshape(shape), spec.dims)))
     return tuple(masks)
 
 

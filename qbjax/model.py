@@ -221,6 +221,20 @@ class AbstractBattery(eqx.Module):
         """Grid points for the default window (enough to resolve the fastest beat)."""
         return 401
 
+    def working_cutoffs(self) -> tuple[tuple[str, int], ...]:
+        """``((boson dof, levels),)``: Fock levels the dynamics over the default window needs, when
+        the chosen cutoff is larger (a hint; ``()`` by default).
+
+        :func:`qbjax.charging.charge` then runs the exact (Chebyshev)
+        propagator in that smaller Fock space first and keeps the result only
+        if a leakage bound shows that it agrees with the full cutoff;
+        otherwise it runs at the full cutoff.  The cutoff the user chose stays
+        the problem that is solved.  A hint, not part of the :class:`Spec`:
+        a value-dependent static field would recompile jitted code per
+        parameter value.
+        """
+        return ()
+
     @property
     @abc.abstractmethod
     def name(self) -> str:

@@ -140,3 +140,51 @@ def test_chebyshev_matches_spectral_to_rounding(n):
     with pytest.warns(UserWarning, match="using adaptive steps"):
         c = qb.charge(m, ts**1.01 / ts[-1] ** 0.01, method="chebyshev")
     assert c.method == "ode"
+
+
+def test_working_cutoff_window():
+    """A generous cutoff: Chebyshev runs in the model's working Fock window, checked by a leakage bound,
+    and gives the full-cutoff result; a window too small for the dynamics falls back to the full cutoff."""
+    import qbjax.charging as ch
+    from qbjax.model import Spec, term
+    from qbjax.operators import Boson, Spin
+
+    m = qb.DickeBattery(4, 0.05, 1.0, cutoff=60)
+    assert m.working_cutoffs() == (("a", qb.models.default_cutoff(4, 0.05)),)
+    assert qb.DickeBattery(4, 0.05, 1.0).working_cutoffs() == ()  # the default cutoff is the working one
+    spec, ts = m.spec(), qb.time_grid(m, num_times=201)
+    full = ch._expansion(spec, ts, "chebyshev", ())
+    seen = []
+    run = ch._chebyshev_run
+    try:
+        ch._chebyshev_run = lambda s, *a, **k: seen.append(s.dims) or run(s, *a, **k)
+        win = qb.charge(m, ts, method="chebyshev")
+    finally:
+        ch._chebyshev_run = run
+    assert seen == [(m.working_cutoffs()[0][1], 5)]  # one run, in the window
+    np.testing.assert_allclose(win.energy, full.energy, atol=1e-11)
+    np.testing.assert_allclose(win.d_energy, full.d_energy, atol=1e-10)
+    np.testing.assert_allclose(win.variance, full.variance, atol=1e-10)
+    assert float(win.top_population[0]) < 1e-20  # the leakage bound, squared
+
+    # a window of 10 levels at g = 0.5: the bound exceeds the tolerance, the full cutoff runs
+    m = qb.DickeBattery(4, 0.5, 1.0, cutoff=60)
+    spec, ts = m.spec(), qb.time_grid(m, num_times=201)
+    assert ch._windowed(spec, ts, (("a", 10),)) is None
+    full = ch._expansion(spec, ts, "chebyshev", ())
+    np.testing.assert_array_equal(ch._expansion(spec, ts, "chebyshev", (("a", 10),)).energy, full.energy)
+    # there the bound is an upper bound of the actual difference
+    spec_w, axis, G = ch._window_spec(spec, (("a", 20),))
+    traj, _, top = ch._chebyshev_run(spec_w, ts, ch._chebyshev_plan(spec_w, ts), series=True)
+    leak = ch._leakage(G, ts, np.asarray(top)[:, 0]) / ch._WINDOW_SAFETY
+    norm_b = ch._operator_norm(spec.space, spec.battery)
+    err = np.abs(np.asarray(traj.energy) - np.asarray(full.energy))
+    assert np.all(err <= 2 * norm_b * leak + norm_b * leak**2 + 1e-12)
+    assert err.max() > 1e-9  # a case where the window matters
+
+    # a product through the window's top level (a a^+) has no exact window
+    space = (("a", Boson(40)), ("b", Spin(1)))
+    spec = Spec(space=space, charger=(term(1.0, "a.a", "a.adag"),), battery=(term(1.0, "b.jz"),),
+                coupling=(term(0.1, "a.a", "b.jp"), term(0.1, "a.adag", "b.jm")), battery_dofs=("b",),
+                initial=(("a", 2), ("b", -1)), classical_initial={})
+    assert ch._window_spec(spec, (("a", 10),)) is None

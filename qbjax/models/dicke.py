@@ -108,6 +108,14 @@ class DickeBattery(AbstractBattery):
             energy_bound=n * self.omega0,
         )
 
+    def working_cutoffs(self):
+        """``(("a", default_cutoff(n, g, omega0)),)`` when the chosen cutoff is larger (concrete parameters only)."""
+        try:
+            w = default_cutoff(self.n, float(self.g), float(self.omega0))
+        except Exception:  # traced or batched parameters: no hint
+            return ()
+        return (("a", w),) if self.n < w < self.cutoff else ()
+
     def with_n(self, n: int) -> DickeBattery:
         return DickeBattery(n, self.g, self.omega0, None)
 
