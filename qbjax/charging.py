@@ -41,6 +41,7 @@ The switching function of seed 000, Eq. 2 is a step: ``lambda = 1`` on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -57,7 +58,7 @@ from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve,
 from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms, evaluation_costs
 from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
-from .model import AbstractBattery, Spec
+from .model import AbstractBattery, Spec, Term
 
 __all__ = [
     "Trajectory",
@@ -760,14 +761,22 @@ def _sector_layout(spec: Spec) -> rep.ParityLayout | None:
     charge = spec.conserved
     if charge is None or charge.modulus != 2 or spec.initial_populations is not None:
         return None
-    value = sum(w * k for w, k in zip(charge.weights, spec.initial_indices(), strict=True)) % 2
-    layout = rep.ParityLayout.of(spec.dims, charge, value)
+    # structure only (cached): dofs, which operators act where, the charge, the initial state
+    structure = tuple(tuple(t.factors for t in op) for op in (spec.charger, spec.battery, spec.coupling))
+    return _sector_layout_cached(spec.space, structure, charge, spec.initial_indices())
+
+
+@functools.lru_cache(maxsize=256)
+def _sector_layout_cached(space, structure, charge, initial):
+    value = sum(w * k for w, k in zip(charge.weights, initial, strict=True)) % 2
+    layout = rep.ParityLayout.of(tuple(d.dim for _, d in space), charge, value)
     if layout is None:
         return None
-    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
-    _, b_off = rep.split_diagonal(spec.space, spec.battery)
-    for terms in (off, b_off, spec.charger + spec.coupling):
-        if rep.compact_operator(spec.space, terms, layout) is None:
+    charger, battery, coupling = (tuple(Term(1.0, f) for f in op) for op in structure)
+    _, off = rep.split_diagonal(space, charger + battery + coupling)
+    _, b_off = rep.split_diagonal(space, battery)
+    for terms in (off, b_off, charger + coupling):
+        if rep.compact_operator(space, terms, layout) is None:
             return None
     return layout
 

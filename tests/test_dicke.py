@@ -150,7 +150,7 @@ def test_working_cutoff_window():
     from qbjax.operators import Boson, Spin
 
     m = qb.DickeBattery(4, 0.05, 1.0, cutoff=60)
-    assert m.working_cutoffs() == (("a", qb.models.default_cutoff(4, 0.05)),)
+    assert m.working_cutoffs() == (("a", 16 * -(-qb.models.default_cutoff(4, 0.05) // 16)),)
     assert qb.DickeBattery(4, 0.05, 1.0).working_cutoffs() == ()  # the default cutoff is the working one
     spec, ts = m.spec(), qb.time_grid(m, num_times=201)
     full = ch._expansion(spec, ts, "chebyshev", ())

@@ -114,6 +114,7 @@ class DickeBattery(AbstractBattery):
             w = default_cutoff(self.n, float(self.g), float(self.omega0))
         except Exception:  # traced or batched parameters: no hint
             return ()
+        w = 16 * math.ceil(w / 16)  # nearby couplings share compiled shapes
         return (("a", w),) if self.n < w < self.cutoff else ()
 
     def with_n(self, n: int) -> DickeBattery:
