@@ -17,7 +17,10 @@ Methods (``method=``):
                 Lanczos estimate checked a posteriori (Gershgorin fallback),
                 real ``H`` runs in real arithmetic, and each chunk is
                 evaluated by moment matrices or by states, whichever the
-                cost model prefers.
+                cost model prefers.  A declared parity confines the run to
+                the initial state's sector (:func:`_sector_layout`), and a
+                model's working Fock window is tried first, kept only under
+                a leakage bound (:func:`_windowed`).
 ``"krylov"``    matrix-free Lanczos propagation (:mod:`qbjax.dynamics.krylov`)
                 with a rigorous residual bound per step (1e-15 planned):
                 adapts to the initial state's spectral measure instead of
