@@ -274,6 +274,12 @@ _LOOP_OVERHEAD = 1.5e5
 #: benchmarks/results/spin_chain.json).
 _CHEB_Z, _CHEB_MEMORY = 250.0, min(2**32, _physical_memory() // 6)
 
+#: Host cost of the ``S x K3`` Bessel coefficients (once per run, ~2.5 us each
+#: in scipy) in the plan's units (~0.12 ns per state entry): it decides small
+#: states with long windows (a 20-spin Dicke battery's 96-photon working window:
+#: 30 ms of coefficients for a 17 ms run at 40 save times per chunk).
+_COEFF_COST = 2.0e4
+
 
 def _expansion(spec: Spec, ts, method: str, working_cutoffs=()) -> Trajectory | None:
     """Closed dynamics of a large time-independent ``H`` by Chebyshev (``"auto"``, ``"chebyshev"``) or Krylov.
@@ -615,7 +621,7 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
             # state size: they decide small states (a 10-spin Dicke sector of 825 entries: 0.044 s with
             # moments at S = 100, 0.015 s by states)
             quad = 8 * s * K3 * K3 / size if mode == "moments" else 0.0
-            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad)
+            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + _COEFF_COST * s * K3 / size
             if real:  # the first chunk at real-arithmetic cost
                 cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
             if best is None or cost < best[0]:
