@@ -279,6 +279,10 @@ _CHEB_Z, _CHEB_MEMORY = 250.0, min(2**32, _physical_memory() // 6)
 #: states with long windows (a 20-spin Dicke battery's 96-photon working window:
 #: 30 ms of coefficients for a 17 ms run at 40 save times per chunk).
 _COEFF_COST = 2.0e4
+#: ... counted only for states up to this size: above it the run dominates, and
+#: the unit (fitted on the Dicke battery) overstates the table (a 16-spin chain
+#: split its one real chunk in two: 0.31 -> 0.61 s).
+_COEFF_MAX_SIZE = 2**14
 
 
 def _expansion(spec: Spec, ts, method: str, working_cutoffs=()) -> Trajectory | None:
@@ -621,7 +625,8 @@ def _chebyshev_plan(spec: Spec, ts, tight: bool = True):
             # state size: they decide small states (a 10-spin Dicke sector of 825 entries: 0.044 s with
             # moments at S = 100, 0.015 s by states)
             quad = 8 * s * K3 * K3 / size if mode == "moments" else 0.0
-            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + _COEFF_COST * s * K3 / size
+            coef = _COEFF_COST * s * K3 / size if size <= _COEFF_MAX_SIZE else 0.0
+            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + coef
             if real:  # the first chunk at real-arithmetic cost
                 cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
             if best is None or cost < best[0]:
