@@ -485,6 +485,21 @@ def _banded_terms(space, terms):
     return by_offset
 
 
+def _band_coefficient(items, dtype, nd: int, sample=None):
+    """``sum_t c_t (x)_axis v_{t,axis}`` as a broadcastable tensor (``sample(v, axis)`` resamples a band vector)."""
+    coef = 0.0
+    for c, vs in items:
+        factor = c.astype(dtype) if jnp.issubdtype(dtype, jnp.complexfloating) else c
+        for axis, v in enumerate(vs):
+            if v is not None:
+                shape = [1] * nd
+                shape[axis] = -1
+                vec = v if sample is None else sample(v, axis)
+                factor = factor * jnp.asarray(vec).reshape(shape)
+        coef = coef + factor
+    return coef
+
+
 def _apply_banded(plan, x):
     """``O x`` for banded factors: one zero-padded copy of ``x``, then each offset is a shifted
     slice of it times a broadcast of per-axis band vectors.
@@ -501,16 +516,7 @@ def _apply_banded(plan, x):
     out = None
     for off, items in by_offset:
         y = xp[tuple(slice(lo + k, lo + k + n) for (lo, _), k, n in zip(pads, off, x.shape, strict=True))]
-        coef = 0.0
-        for c, vs in items:
-            factor = c.astype(x.dtype) if complex_x else c
-            for axis, v in enumerate(vs):
-                if v is not None:
-                    shape = [1] * nd
-                    shape[axis] = -1
-                    factor = factor * jnp.asarray(v).reshape(shape)
-            coef = coef + factor
-        part = coef * y
+        part = _band_coefficient(items, x.dtype, nd) * y
         out = part if out is None else out + part
     if not complex_x and jnp.iscomplexobj(out):
         # a real x is passed only for a real operator (see is_real)
@@ -875,16 +881,7 @@ def compact_operator(space, terms: tuple[Term, ...], layout: ParityLayout):
         outs = [None] * len(blocks)
         for target, source, shift, items in pieces:
             sl = yp[(source,) + tuple(slice(lo[a] + shift[a], lo[a] + shift[a] + half[a]) for a in range(nd))]
-            coef = 0.0
-            for c, vs in items:
-                factor = c.astype(y.dtype) if complex_y else c
-                for a, v in enumerate(vs):
-                    if v is not None:
-                        shape = [1] * nd
-                        shape[a] = -1
-                        factor = factor * jnp.asarray(sampled(v, a, target)).reshape(shape)
-                coef = coef + factor
-            part = coef * sl
+            part = _band_coefficient(items, y.dtype, nd, lambda v, a, t=target: sampled(v, a, t)) * sl
             outs[target] = part if outs[target] is None else outs[target] + part
         out = jnp.stack([o if o is not None else jnp.zeros(half, yp.dtype) for o in outs])
         if not complex_y and jnp.iscomplexobj(out):

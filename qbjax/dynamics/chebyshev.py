@@ -371,9 +371,9 @@ def _real_states(apply_H, apply_B, apply_C, psi0, n_chunks, coeffs, c, r, masks,
     CQ = jnp.concatenate([sp["Q_im"] if i != 1 else sp["Q_re"] for i, sp in enumerate(split)])
     ht1 = lambda x: (apply_H(x) - c * x) / r  # noqa: E731
     ht_pair = jax.vmap(ht1)
-    pair_op = jax.vmap
-    apply_Hp, apply_Bp = pair_op(apply_H), pair_op(apply_B)
-    apply_Cp = None if apply_C is None else pair_op(apply_C)
+    # operators on (Re, Im) pairs
+    apply_Hp, apply_Bp = jax.vmap(apply_H), jax.vmap(apply_B)
+    apply_Cp = None if apply_C is None else jax.vmap(apply_C)
 
     def moments(x, hx, h2x):
         # x, hx, h2x: (2, *shape) pairs of psi, H psi, H^2 psi
