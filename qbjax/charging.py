@@ -61,6 +61,7 @@ from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve,
 from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms, evaluation_costs
 from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
+from .linalg import eigh
 from .model import AbstractBattery, Spec, Term
 
 __all__ = [
@@ -1018,7 +1019,7 @@ def _battery_state_jit(spec: Spec, t, method: str):
     if method == "spectral":
         b = rep.basis(spec)
         H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
-        w, V = jnp.linalg.eigh(H)
+        w, V = eigh(H)
         psi = V @ (jnp.exp(-1j * w * t) * (V.conj().T @ rep.initial_vector(spec, b)))
         full = b.embed(psi)
     else:

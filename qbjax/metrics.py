@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .linalg import eigvalsh
+
 __all__ = [
     "MaxPower",
     "MaxEnergy",
@@ -172,7 +174,7 @@ def passive_energy(rho, levels, degeneracies=None):
     state simulated in the symmetric sector): the passive state may use all
     of it, which is the ergotropy with unrestricted unitaries.
     """
-    return passive_energy_of_spectrum(jnp.linalg.eigvalsh(rho), levels, degeneracies)
+    return passive_energy_of_spectrum(eigvalsh(rho), levels, degeneracies)
 
 
 def passive_energy_of_spectrum(probabilities, levels, degeneracies=None):
@@ -202,7 +204,7 @@ def ergotropy(rho, hamiltonian=None, *, levels=None, degeneracies=None):
     """
     energy = jnp.real(jnp.trace(hamiltonian @ rho))
     if levels is None:
-        levels = jnp.linalg.eigvalsh(hamiltonian)
+        levels = eigvalsh(hamiltonian)
     return energy - passive_energy(rho, levels, degeneracies)
 
 

@@ -33,6 +33,7 @@ from jaxtyping import Array, Float
 
 from . import representation as rep
 from .charging import PiecewiseConstant
+from .linalg import eigh
 from .model import AbstractBattery, Spec
 
 __all__ = ["PiecewiseProtocol", "protocol_energy", "protocol_power", "optimize_protocol", "ProtocolResult",
@@ -110,7 +111,7 @@ def hermitian_propagator(H, dt):
     ``F_jk = (f(w_j) - f(w_k)) / (w_j - w_k) = -i dt e^{-i (w_j + w_k) dt / 2} sinc((w_j - w_k) dt / 2)``
     (``F_jj = f'(w_j)``): smooth through degenerate eigenvalues.
     """
-    w, V = jnp.linalg.eigh(H)
+    w, V = eigh(H)
     return (V * jnp.exp(-1j * w * dt)) @ V.conj().T
 
 
@@ -118,7 +119,7 @@ def hermitian_propagator(H, dt):
 def _hermitian_propagator_jvp(primals, tangents):
     H, dt = primals
     dH, ddt = tangents
-    w, V = jnp.linalg.eigh(H)
+    w, V = eigh(H)
     e = jnp.exp(-1j * w * dt)
     U = (V * e) @ V.conj().T
     x = 0.5 * (w[:, None] - w[None, :]) * dt

@@ -35,6 +35,7 @@ import scipy.sparse.linalg as spla
 from . import representation as rep
 from .charging import Trajectory, _resolve_method, charge
 from .dynamics.rates import rate_generator, rate_steady_state
+from .linalg import solve
 from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
 
@@ -83,7 +84,7 @@ def _lindblad_steady(spec: Spec):
             LdL = L.conj().T @ L
             Lv = Lv + rate * (jnp.kron(L, L.conj()) - 0.5 * jnp.kron(LdL, eye) - 0.5 * jnp.kron(eye, LdL.T))
         M = Lv.at[0].set(jnp.eye(d).reshape(-1))  # replace one equation by tr(rho) = 1
-        rho = jnp.linalg.solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
+        rho = solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
     else:
         if traced:
             raise ValueError(f"steady state of a {d}-dimensional Lindblad problem is found by sparse LU, "

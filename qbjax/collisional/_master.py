@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..linalg import eigh
 from ._model import CollisionalModel, LadderBattery, QubitUnits
 
 __all__ = [
@@ -45,7 +46,7 @@ def dissipator(m, rho):
 
 
 def _matrix_function(herm, f):
-    w, v = jnp.linalg.eigh(herm)
+    w, v = eigh(herm)
     return (v * f(jnp.maximum(w, 0.0))[None, :]) @ v.conj().T
 
 
@@ -153,7 +154,7 @@ def driving_limit(battery: LadderBattery, times, drive=0.5, phase=0.0):
     """
     a = jnp.asarray(battery.ladder_operator(), dtype=jnp.complex128)
     h = drive * (jnp.exp(-1j * phase) * a + jnp.exp(1j * phase) * a.conj().T)
-    w, v = jnp.linalg.eigh(h)
+    w, v = eigh(h)
     times = jnp.asarray(times, dtype=jnp.float64)
     amps = v @ (jnp.exp(-1j * w[None, :] * times[:, None]) * v[0].conj()[None, :]).T  # (d, T)
     n = jnp.arange(battery.levels, dtype=jnp.float64)

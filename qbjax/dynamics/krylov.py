@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..linalg import eigh
 from .chebyshev import quadratic_moments
 
 
@@ -130,7 +131,7 @@ def krylov_moments(apply_H, apply_B, psi0, n_steps: int, taus, m: int, masks=(),
     def step(psi, basis=None):
         V, a, b = lanczos_basis(apply_H, psi, m + 1) if basis is None else basis
         V, a, b = V[: m + 2], a[: m + 1], b[: m + 1]
-        lam, Q = jnp.linalg.eigh(tridiagonal(a, b, m))
+        lam, Q = eigh(tridiagonal(a, b, m))
         # u(tau) = Q exp(-i lam tau) Q^T e_0 on the step's save times, padded to m + 2 entries
         u = (jnp.exp(-1j * jnp.outer(taus, lam)) * Q[0]) @ Q.T
         A = jnp.pad(u, ((0, 0), (0, 2)))

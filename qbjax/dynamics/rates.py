@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..linalg import lu_solver, solve, tridiagonal_solver
 from .options import ODEOptions
 
 __all__ = ["RateGenerator", "rate_generator", "not_diagonal_reason", "rate_solve", "rate_steady_state",
@@ -201,12 +202,8 @@ def _solver(gen: RateGenerator):
         sub, diag, sup = (jnp.moveaxis(x, axis, -1) for x in (sub, diag, sup))
 
         def factor(c):
-            def solve(b):
-                y = jax.lax.linalg.tridiagonal_solve(-c * sub, 1.0 - c * diag, -c * sup,
-                                                     jnp.moveaxis(b, axis, -1)[..., None])
-                return jnp.moveaxis(y[..., 0], -1, axis)
-
-            return solve
+            apply = tridiagonal_solver(-c * sub, 1.0 - c * diag, -c * sup)
+            return lambda b: jnp.moveaxis(apply(jnp.moveaxis(b, axis, -1)), -1, axis)
 
         return factor
     D = math.prod(gen.dims)
@@ -217,8 +214,8 @@ def _solver(gen: RateGenerator):
     A = gen.dense()
 
     def factor(c):
-        lu = jax.scipy.linalg.lu_factor(jnp.eye(D) - c * A)
-        return lambda b: jax.scipy.linalg.lu_solve(lu, b.reshape(-1)).reshape(gen.dims)
+        apply = lu_solver(jnp.eye(D) - c * A)
+        return lambda b: apply(b.reshape(-1)).reshape(gen.dims)
 
     return factor
 
@@ -318,5 +315,5 @@ def rate_steady_state(gen: RateGenerator, p0):
         raise MemoryError(f"dense stationary state of dimension {D} exceeds {DENSE_RATE_MAX_DIM}")
     A = gen.dense()
     M = A.at[-1].set(1.0)
-    p = jnp.linalg.solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0)))
+    p = solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0)))
     return p.reshape(gen.dims)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ..linalg import eigh
 from .options import ODEOptions
 
 
@@ -45,7 +46,7 @@ def spectral_moments(H, B, psi0, ts, masks=()):
     ``d^2E/dt^2 = 2 <w phi|B|w phi> - 2 Re <w^2 phi|X>`` and
     ``var = |X|^2 - E^2``.
     """
-    w, V = jnp.linalg.eigh(H)
+    w, V = eigh(H)
     c = V.conj().T @ psi0.astype(jnp.result_type(V.dtype, psi0.dtype))
     if B.ndim == 1 and not jnp.iscomplexobj(V):
         B = jnp.real(B)
