@@ -63,6 +63,8 @@ from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .linalg import eigh
 from .model import AbstractBattery, Spec, Term
+from .status import NONFINITE, flag, merge, settle
+from .status import check as check_status
 
 __all__ = [
     "Trajectory",
@@ -99,6 +101,10 @@ class Trajectory(eqx.Module):
             top kept level over the grid ``(n_modes,)``.
         energy_bound: an upper bound of ``E_B`` (certifies ``t_max``).
         dynamics: ``"quantum"`` or ``"classical"``; method: the propagator.
+        status: a :mod:`qbjax.status` flag (``0``: no failure; one per point
+            under ``vmap``).  :func:`charge` checks it on the host and raises
+            :class:`~qbjax.status.SolverError`; inside your own ``jit`` read it
+            or call :meth:`check` outside.
     """
 
     ts: Float[Array, " T"]
@@ -110,6 +116,12 @@ class Trajectory(eqx.Module):
     energy_bound: Array
     dynamics: str = eqx.field(static=True)
     method: str = eqx.field(static=True)
+    status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+
+    def check(self) -> Trajectory:
+        """Raise :class:`~qbjax.status.SolverError` if a concrete status reports a failure; returns ``self``."""
+        check_status(self.status, f"charge (method {self.method!r})")
+        return self
 
     @property
     def power(self):
@@ -251,6 +263,7 @@ def charge(
 
 
 def _checked(traj: Trajectory, tol: float) -> Trajectory:
+    traj.check()
     _warn_truncation(traj, tol)
     return traj
 
@@ -436,7 +449,7 @@ def _krylov_jit(spec: Spec, ts, m: int, taus, n_steps: int, pilot, diagonals):
     n1 = ts.shape[0]
     E, dE, d2E, var, top = (x[:n1] for x in (E, dE, d2E, var, top))
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "krylov"), bound
+    return Trajectory(ts, E, dE, d2E, var, top, _bound(spec), "quantum", "krylov", _finite(E)), bound
 
 
 def _chebyshev_run(spec: Spec, ts, plan, series: bool = False):
@@ -732,8 +745,9 @@ def _charge_jit(spec: Spec, ts, method: str, switch, options: ODEOptions) -> Tra
     return _ode(spec, ts, switch, options, matrix_free=(method == "ode"))
 
 
-def _finite(x, what: str):
-    return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"non-finite {what}: the dynamics diverged")
+def _finite(x):
+    """The status flag of a result that must be finite (no host callback: checked by :func:`charge`)."""
+    return flag(~jnp.isfinite(x), NONFINITE)
 
 
 @eqx.filter_jit
@@ -763,7 +777,7 @@ def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, di
                                                      r, masks, apply_C, mode, real_operators=_real_operators(spec))
     series = top
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
-    traj = Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "chebyshev")
+    traj = Trajectory(ts, E, dE, d2E, var, top, _bound(spec), "quantum", "chebyshev", _finite(E))
     return traj, growth, series
 
 
@@ -861,7 +875,7 @@ def _spectral(spec: Spec, ts) -> Trajectory:
     masks = _boson_top_masks(spec, b)
     E, dE, d2E, var, top = spectral_moments(H, B, psi0, ts, masks=tuple(masks))
     top = jnp.max(top, axis=-1)
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, var, top, _bound(spec), "quantum", "spectral")
+    return Trajectory(ts, E, dE, d2E, var, top, _bound(spec), "quantum", "spectral", _finite(E))
 
 
 def _bound(spec: Spec):
@@ -891,7 +905,7 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Traj
     def apply_H(t, psi, args):
         return H0(psi) + lam(t) * HI(psi)
 
-    psis = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts)
+    psis, solved = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts, status=True)
     # Moments under the Hamiltonian in force at each t: E, and the derivatives
     # used to refine the maximum power (exact for the step switch).
     lam_t = jax.vmap(lam)(ts) if switch is not None else jnp.ones_like(ts)
@@ -901,8 +915,8 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Traj
 
     E, dE, d2E, var = jax.vmap(moments)(psis, lam_t)
     top = jax.vmap(top_of)(psis)
-    return Trajectory(ts, _finite(E[:, 0], "energy"), dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
-                      _bound(spec), "quantum", "ode" if matrix_free else "dense-ode")
+    return Trajectory(ts, E[:, 0], dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
+                      _bound(spec), "quantum", "ode" if matrix_free else "dense-ode", merge(solved, _finite(E)))
 
 
 def _matmul(m):
@@ -941,13 +955,13 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     else:
         H, Hs, lam = H0, HI, switch
         lam_t = jax.vmap(switch)(ts)
-    ex, _ = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
-                    H_switched=Hs, jump_ts=getattr(switch, "times", None))
+    ex, _, solved = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
+                            H_switched=Hs, jump_ts=getattr(switch, "times", None), status=True)
     E, E2 = ex[0], ex[1]
     dE = ex[2] + lam_t * ex[3]
     d2E = ex[4] + lam_t * ex[5] + lam_t**2 * ex[6]
     top = jnp.max(ex[7:], axis=-1) if masks else jnp.zeros(0)
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "lindblad")
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "lindblad", merge(solved, _finite(E)))
 
 
 def initial_density_matrix(spec: Spec, b: rep.Basis):
@@ -970,9 +984,10 @@ def _rates(spec: Spec, ts, options: ODEOptions) -> Trajectory:
         Ap = gen(p)
         return (jnp.sum(e * p), jnp.sum(e * e * p), jnp.sum(e * Ap), jnp.sum(e * gen(Ap)), top_of(p))
 
-    E, E2, dE, d2E, top = rate_solve(gen, spec.initial_population_tensor(), ts, observe, options=options)
+    (E, E2, dE, d2E, top), solved = rate_solve(gen, spec.initial_population_tensor(), ts, observe, options=options,
+                                               status=True)
     top = jnp.max(top, axis=0) if top.shape[-1] else jnp.zeros(0)
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "rates")
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, _bound(spec), "quantum", "rates", merge(solved, _finite(E)))
 
 
 def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
@@ -983,11 +998,11 @@ def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     x0 = rep.classical_state(spec)
     if switch is None:
         h = lambda x: h0(x) + hi(x)  # noqa: E731
-        xs = hamilton_flow(h, kinds, x0, ts, options=options)
+        xs, solved = hamilton_flow(h, kinds, x0, ts, options=options, status=True)
         lam_t = jnp.ones_like(ts)
     else:
-        xs = hamilton_flow(h0, kinds, x0, ts, options=options, switch=switch, h_switched=hi,
-                           jump_ts=getattr(switch, "times", None))
+        xs, solved = hamilton_flow(h0, kinds, x0, ts, options=options, switch=switch, h_switched=hi,
+                                   jump_ts=getattr(switch, "times", None), status=True)
         lam_t = jax.vmap(switch)(ts)
 
     def moments(x, lt):
@@ -996,8 +1011,8 @@ def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
         return hb(x), d1(x), jax.jvp(d1, (x,), (f(x),))[1]
 
     E, dE, d2E = jax.vmap(moments)(xs, lam_t)
-    return Trajectory(ts, _finite(E, "energy"), dE, d2E, jnp.zeros_like(E), jnp.zeros(0), _bound(spec),
-                      "classical", "hamilton")
+    return Trajectory(ts, E, dE, d2E, jnp.zeros_like(E), jnp.zeros(0), _bound(spec),
+                      "classical", "hamilton", merge(solved, _finite(E)))
 
 
 def battery_state(model: AbstractBattery | Spec, t) -> Array:
@@ -1007,6 +1022,12 @@ def battery_state(model: AbstractBattery | Spec, t) -> Array:
     ODE for large spaces) and the charger dofs are traced out.  Returned on
     the battery dofs' product basis (dimension ``prod`` of their dims).
     """
+    rho, flags = battery_state_status(model, t)
+    return settle(rho, flags, "battery_state")
+
+
+def battery_state_status(model: AbstractBattery | Spec, t):
+    """``(rho_B, status)``: :func:`battery_state` with its failure flag (:mod:`qbjax.status`) returned, not raised."""
     spec = model.spec() if isinstance(model, AbstractBattery) else model
     if spec.dissipators:
         raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
@@ -1022,14 +1043,18 @@ def _battery_state_jit(spec: Spec, t, method: str):
         w, V = eigh(H)
         psi = V @ (jnp.exp(-1j * w * t) * (V.conj().T @ rep.initial_vector(spec, b)))
         full = b.embed(psi)
+        solved = jnp.int32(0)
     else:
         H = rep.MatrixFree(spec.space, spec.charger + spec.battery + spec.coupling)
         psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
-        full = sesolve(lambda s, x, a: H(x), psi0, ts, options=ODEOptions(rtol=1e-12, atol=1e-12))[-1]
+        psis, solved = sesolve(lambda s, x, a: H(x), psi0, ts, options=ODEOptions(rtol=1e-12, atol=1e-12),
+                               status=True)
+        full = psis[-1]
     keep = [i for i, n in enumerate(spec.names) if n in spec.battery_dofs]
     rest = [i for i in range(len(spec.dims)) if i not in keep]
     x = jnp.transpose(full, keep + rest).reshape(math.prod(spec.dims[i] for i in keep), -1)
-    return x @ x.conj().T
+    rho = x @ x.conj().T
+    return rho, merge(solved, _finite(rho))
 
 
 def battery_hamiltonian(spec: Spec) -> Array:
@@ -1047,11 +1072,17 @@ def battery_ergotropy(model: AbstractBattery | Spec, t, *, physical: bool = True
     example all ``2^N`` states of ``N`` qubits simulated in the symmetric
     sector); with ``False`` only the simulated battery space.
     """
+    value, flags = battery_ergotropy_status(model, t, physical=physical)
+    return settle(value, flags, "battery_ergotropy")
+
+
+def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True):
+    """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised."""
     from .metrics import ergotropy
 
     spec = model.spec() if isinstance(model, AbstractBattery) else model
-    rho = battery_state(spec, t)
+    rho, flags = battery_state_status(spec, t)
     hb = battery_hamiltonian(spec)
     if physical and spec.battery_levels is not None:
-        return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
-    return ergotropy(rho, hb)
+        return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies), flags
+    return ergotropy(rho, hb), flags

@@ -27,6 +27,7 @@ figures of merit ``max_power``, ``energy_at`` (``E_B(tau)``), ``ergotropy``
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
@@ -230,9 +231,19 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=f"optimize ({method}, {restarts} restarts)", file=sys.stderr, mininterval=0.5)
+    dropped = set()
     for i in range(steps):
         Z, S, v = step_all(Z, S)
         history[i] = -sign * np.asarray(v)
+        bad = ~np.isfinite(history[i])
+        if bad.all():
+            raise FloatingPointError(f"optimize: the objective is not finite at any of the {restarts} restart(s) at "
+                                     f"step {i} (a failed solve, or parameters outside the objective's domain)")
+        new = set(np.flatnonzero(bad).tolist()) - dropped
+        if new:
+            dropped |= new
+            warnings.warn(f"optimize: the objective is not finite at restart(s) {sorted(new)} from step {i}; "
+                          "they are left out of the best point", RuntimeWarning, stacklevel=2)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(best=f"{np.nanmax(history[i]) if maximize else np.nanmin(history[i]):.6g}")
@@ -261,8 +272,9 @@ def model_objective(model, names, figure="max_power", *, tau=None, t_max=None, n
             ``{figure: weight}`` for a weighted sum (a trade-off).
     """
     from .analysis import replace_params
-    from .charging import battery_ergotropy, charge, time_grid
+    from .charging import battery_ergotropy_status, charge, time_grid
     from .metrics import max_power
+    from .status import merge
 
     weights = {figure: 1.0} if isinstance(figure, str) else dict(figure)
     for f in weights:
@@ -282,18 +294,25 @@ def model_objective(model, names, figure="max_power", *, tau=None, t_max=None, n
 
     def value(p):
         m = replace_params(model, **p)
-        out, mp = 0.0, None
+        out, mp, flags = 0.0, None, []
         if "max_power" in weights:
-            mp = max_power(charge(m, ts, method=method), warn=False)
+            traj = charge(m, ts, method=method)
+            flags.append(traj.status)
+            mp = max_power(traj, warn=False)
         for f, w in weights.items():
             if f == "max_power":
                 out = out + w * mp.power
             elif f == "energy_at":
-                out = out + w * charge(m, jnp.stack([jnp.zeros(()), jnp.asarray(tau, jnp.float64)]),
-                                       method=method).energy[-1]
+                traj = charge(m, jnp.stack([jnp.zeros(()), jnp.asarray(tau, jnp.float64)]), method=method)
+                flags.append(traj.status)
+                out = out + w * traj.energy[-1]
             else:
-                out = out + w * battery_ergotropy(m, tau)
-        return out
+                erg, st = battery_ergotropy_status(m, tau)
+                flags.append(st)
+                out = out + w * erg
+        # a failed solve (qbjax.status) becomes NaN, which optimize() reports
+        # on the host: no callback inside the compiled step
+        return jnp.where(merge(*flags) == 0, out, jnp.nan)
 
     return value
 

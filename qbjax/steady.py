@@ -38,8 +38,10 @@ from .dynamics.rates import rate_generator, rate_steady_state
 from .linalg import solve
 from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
+from .status import NONFINITE, NOT_REACHED, check, flag, merge, settle
 
-__all__ = ["steady_state", "steady_figures", "charging_time", "open_charging", "OpenCharging", "SteadyFigures"]
+__all__ = ["steady_state", "steady_figures", "charging_time", "charging_time_status", "open_charging", "OpenCharging",
+           "SteadyFigures"]
 
 #: Largest Liouvillian (``d^2``) whose null space is found densely (differentiable).
 DENSE_LIOUVILLIAN_MAX = 4096
@@ -56,13 +58,20 @@ def steady_state(model: AbstractBattery | Spec, *, method: str = "auto"):
     the dynamics is a rate equation, else ``("density", rho)`` on the full
     product basis.
     """
-    spec = _spec(model)
+    kind, state, flags = _steady_state(_spec(model), method)
+    return kind, settle(state, flags, "steady_state")
+
+
+def _steady_state(spec: Spec, method: str):
+    """``(kind, state, status)``: :func:`steady_state` with its failure flag returned, not raised."""
     if not spec.dissipators:
         raise ValueError("steady_state needs a dissipative spec (closed systems have no unique steady state)")
     resolved = _resolve_method(spec, method, False, None)
     if resolved == "rates":
-        return "populations", rate_steady_state(rate_generator(spec), spec.initial_population_tensor())
-    return "density", _lindblad_steady(spec)
+        p, flags = rate_steady_state(rate_generator(spec), spec.initial_population_tensor(), status=True)
+        return "populations", p, flags
+    rho = _lindblad_steady(spec)
+    return "density", rho, flag(~jnp.isfinite(rho), NONFINITE)
 
 
 def _liouvillian_parts(spec: Spec, b):
@@ -121,12 +130,15 @@ class SteadyFigures(eqx.Module):
         ergotropy: with any unitary on the physical battery (seed 001, Eq. 16).
         ergotropy_sector: with unitaries on the simulated battery space only
             (for a collective spin: the symmetric sector).
+        status: a :mod:`qbjax.status` flag (``0``: no failure); checked by
+            :func:`steady_figures` when concrete.
     """
 
     energy: jax.Array
     variance: jax.Array
     ergotropy: jax.Array
     ergotropy_sector: jax.Array
+    status: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
     @property
     def fluctuation(self):
@@ -136,7 +148,8 @@ class SteadyFigures(eqx.Module):
 def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> SteadyFigures:
     """Energy, fluctuation and ergotropy of the battery in the stationary state."""
     spec = _spec(model)
-    kind, state = steady_state(spec, method=method)
+    kind, state, flags = _steady_state(spec, method)
+    check(flags, "steady_figures")
     if kind == "populations":
         e = rep.diagonal_tensor(spec.space, spec.battery)
         energy = jnp.sum(e * state)
@@ -150,7 +163,7 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
         sector = passive_energy_of_spectrum(pb, jnp.sort(eb.reshape(-1)))
         physical = sector if spec.battery_levels is None else passive_energy_of_spectrum(
             pb, spec.battery_levels, spec.battery_degeneracies)
-        return SteadyFigures(energy, variance, energy - physical, energy - sector)
+        return SteadyFigures(energy, variance, energy - physical, energy - sector, flags)
     from .charging import battery_hamiltonian
     from .metrics import ergotropy
 
@@ -167,7 +180,7 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
     sector = ergotropy(rho_b, hb)
     physical = sector if spec.battery_levels is None else ergotropy(
         rho_b, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
-    return SteadyFigures(energy, variance, physical, sector)
+    return SteadyFigures(energy, variance, physical, sector, flags)
 
 
 def _battery_energies(spec: Spec):
@@ -185,9 +198,17 @@ def charging_time(traj: Trajectory, steady_energy, eps: float = 1e-3):
 
     Returns:
         ``tau`` (refined between grid nodes on the quintic Hermite interpolant;
-        differentiable by the implicit function theorem).  Raises (inside
-        ``jit``: ``eqx.error_if``) when the grid never reaches the criterion.
+        differentiable by the implicit function theorem).  Raises
+        :class:`~qbjax.status.SolverError` when the grid never reaches the
+        criterion (inside your own ``jit``: an equinox runtime error;
+        :func:`open_charging` returns the flag in ``status`` instead).
     """
+    tau, flags = charging_time_status(traj, steady_energy, eps)
+    return settle(tau, flags, "charging_time")
+
+
+def charging_time_status(traj: Trajectory, steady_energy, eps: float = 1e-3):
+    """``(tau, status)``: :func:`charging_time` with the failure flag (``NOT_REACHED``) returned, not raised."""
     if not (0.0 < eps < 1.0):
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     return _charging_time(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, steady_energy, eps)
@@ -224,8 +245,7 @@ def _charging_time(ts, E, dE, d2E, e_ss, eps):
     # implicit function theorem: E(tau; theta) = (1 - eps) E_ss(theta)
     full = value(tau, nodes(k - 1), nodes(k))
     tau = tau - (full[0] - target) / sg(full[1])
-    return eqx.error_if(tau, ~found, "charging_time: the deficit never falls below eps on this grid "
-                                     "(extend t_max) or is already below it at t = 0")
+    return tau, flag(~found, NOT_REACHED)
 
 
 class OpenCharging(eqx.Module):
@@ -242,6 +262,7 @@ class OpenCharging(eqx.Module):
     steady_energy_density: jax.Array
     charging_time: jax.Array
     trajectory: Trajectory
+    status: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
 
 def open_charging(model: AbstractBattery, *, eps: float = 1e-3, t_max=None, num_times: int = 81,
@@ -285,8 +306,10 @@ def open_charging(model: AbstractBattery, *, eps: float = 1e-3, t_max=None, num_
         if bool(jnp.any(deficit[1:] < eps)):
             break
         T = 2.0 * float(T)
-    tau = charging_time(traj, fig.energy, eps)
+    tau, tau_flags = charging_time_status(traj, fig.energy, eps)
+    flags = merge(fig.status, traj.status, tau_flags)
+    check(flags, "open_charging")
     steady = SteadyFigures(fig.energy * copies, fig.variance * copies, fig.ergotropy * copies,
-                           fig.ergotropy_sector * copies)
+                           fig.ergotropy_sector * copies, fig.status)
     omega0 = getattr(model, "omega0", 1.0)
-    return OpenCharging(n, steady, steady.energy / (n * omega0), tau, traj)
+    return OpenCharging(n, steady, steady.energy / (n * omega0), tau, traj, flags)

@@ -56,6 +56,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .model import AbstractBattery
+from .status import check
 
 __all__ = [
     "Grid",
@@ -202,6 +203,17 @@ class _Point:
 
     def __init__(self, model, ts, method: str, options, classical: bool = False):
         self.model, self.ts, self.method, self.options, self.classical = model, ts, method, options, classical
+        self.statuses = []  # failure flags of what was computed (qbjax.status), checked on the host
+
+    def status(self):
+        from .status import merge
+
+        flags = list(self.statuses)
+        if "trajectory" in self.__dict__:
+            flags.append(self.trajectory.status)
+        if "steady" in self.__dict__:
+            flags.append(self.steady.status)
+        return merge(*flags)
 
     @functools.cached_property
     def trajectory(self):
@@ -237,9 +249,11 @@ class _Point:
 
 
 def _ergotropy(p: _Point):
-    from .charging import battery_ergotropy
+    from .charging import battery_ergotropy_status
 
-    return battery_ergotropy(p.model, p.max_power.time)
+    value, flags = battery_ergotropy_status(p.model, p.max_power.time)
+    p.statuses.append(flags)
+    return value
 
 
 def _steady_density(p: _Point):
@@ -248,21 +262,23 @@ def _steady_density(p: _Point):
 
 def _charging_time(p: _Point, eps: float = 1e-3):
     """Seed 001, Eq. 17 on this point's window; NaN (and a longer window is tried) when not reached."""
-    from .steady import charging_time
+    from .steady import charging_time_status
 
     unit = p.unit[0]
     traj = p.trajectory if unit is p.model else _Point(unit, p.ts, p.method, p.options).trajectory
     e_ss = p.steady.energy
     reached = (traj.energy - (1.0 - eps) * e_ss) / e_ss > 0.0
     found = jnp.any(reached) & (jnp.argmax(reached) > 0)
-    # charging_time raises on a window that misses the criterion; feed it a
-    # harmless stand-in there and report NaN instead (the sweep then retries
-    # those points with a longer window)
+    # a window that misses the criterion: feed charging_time a harmless
+    # stand-in there and report NaN instead (the sweep then retries those
+    # points with a longer window); its NOT_REACHED flag is therefore dropped
     ramp = 2.0 * e_ss * traj.ts / traj.ts[-1]
     safe = eqx.tree_at(lambda t: (t.energy, t.d_energy, t.d2_energy), traj,
                        (jnp.where(found, traj.energy, ramp), jnp.where(found, traj.d_energy, 2.0 * e_ss / traj.ts[-1]),
                         jnp.where(found, traj.d2_energy, 0.0)))
-    return jnp.where(found, charging_time(safe, e_ss, eps), jnp.nan)
+    if unit is not p.model:
+        p.statuses.append(traj.status)
+    return jnp.where(found, charging_time_status(safe, e_ss, eps)[0], jnp.nan)
 
 
 #: Built-in figures of merit: ``name -> (function of a point, description)``.
@@ -284,6 +300,8 @@ METRICS: dict[str, tuple[Callable, str]] = {
 }
 #: Metrics whose NaN means "window too short": those points are re-run with a doubled window.
 _EXTEND = {"charging_time"}
+#: The per-point failure flag of a chunk's output (:mod:`qbjax.status`), checked on the host.
+_STATUS = "_status"
 
 
 def _resolve_metrics(metrics) -> list[tuple[str, Callable, bool]]:
@@ -700,7 +718,9 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     def point(dyn, values, factor):
         m = _replace(eqx.combine(dyn, stat), values, generic)
         if generic:
-            return {name: jnp.asarray(fn(m), jnp.float64) for name, fn, _ in metric_list}
+            out = {name: jnp.asarray(fn(m), jnp.float64) for name, fn, _ in metric_list}
+            out[_STATUS] = jnp.zeros((), jnp.int32)
+            return out
         # factor: the window is factor * default_t_max, or factor itself when t_max is given
         # (a traced value: a new t_max does not recompile)
         T = factor if t_max is not None else m.default_t_max() * factor
@@ -711,6 +731,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             out[name] = jnp.asarray(fn(m, p.trajectory) if user else fn(p), jnp.float64)
         if "trajectory" in p.__dict__ and p.trajectory.top_population.shape[0]:
             out["top_population"] = jnp.max(p.trajectory.top_population)
+        out[_STATUS] = p.status()
         return out
 
     spec = P("batch")
@@ -761,6 +782,16 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
 
     dyn_global = jax.tree.map(lambda x: _global(np.asarray(x), replicated), dyn)
 
+    def fetch(pending, values):
+        out, start, count = pending
+        got = _fetch(out, count)
+        status = got.pop(_STATUS)
+        if status.any():
+            i = int(np.flatnonzero(status)[0])
+            at = {k: _jsonable(v[start + i]) for k, v in values.items()}
+            check(status, f"sweep point {at}")
+        return got
+
     def run(values: dict, factors: np.ndarray, update: bool):
         n = len(factors)
         results, pending = [], None
@@ -771,14 +802,14 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             vals = {k: _global(np.asarray(v[sl], np.float64), sharding) for k, v in values.items()}
             out = compiled(dyn_global, vals, _global(np.asarray(factors[sl], np.float64), sharding))
             if pending is not None:  # fetch the previous chunk while this one runs
-                results.append(_fetch(pending[0], pending[1]))
+                results.append(fetch(pending, values))
                 if update:
-                    bar.update(pending[1])
-            pending = (out, stop - start)
+                    bar.update(pending[2])
+            pending = (out, start, stop - start)
         if pending is not None:
-            results.append(_fetch(pending[0], pending[1]))
+            results.append(fetch(pending, values))
             if update:
-                bar.update(pending[1])
+                bar.update(pending[2])
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
     factors = np.ones(n_points) * (1.0 if t_max is None else float(t_max))

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..status import TRACE_LOST, flag, merge, settle
 from .cumulants import Collective
 from .options import ODEOptions
 
@@ -260,7 +261,7 @@ def _rhs(sector: _Sector, channels, rates):
 
 
 def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptions | None = None,
-                     memory_limit: float | None = None):
+                     memory_limit: float | None = None, status: bool = False):
     """Exact master equation; returns ``(mean excitations (K, T), trace (T,))``.
 
     Arguments:
@@ -269,9 +270,10 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
         options: ODE tolerances (default ``rtol = 1e-10, atol = 1e-12``, Tsit5).
         memory_limit: bytes allowed (default the dense-operator limit of
             :mod:`qbjax.representation`); above it :class:`MemoryError` names the need.
+        status: also return a :mod:`qbjax.status` flag instead of checking here.
 
     Returns:
-        ``<n_e>(t)`` in the caller's ensemble order and ``tr rho(t)``.
+        ``<n_e>(t)`` in the caller's ensemble order and ``tr rho(t)`` (and the status).
     """
     from ..representation import DENSE_MEMORY_LIMIT
 
@@ -283,7 +285,10 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
                           f"limit {limit / 2**30:.2f} GiB): use the mean field")
     if options is None:
         options = ODEOptions(rtol=1e-10, atol=1e-12, solver="tsit5", max_steps=2_000_000)
-    return _solve_jit(problem, jnp.asarray(rates, jnp.float64), jnp.asarray(ts, jnp.float64), options)
+    means, trace, flags = _solve_jit(problem, jnp.asarray(rates, jnp.float64), jnp.asarray(ts, jnp.float64), options)
+    if status:
+        return means, trace, flags
+    return settle((means, trace), flags, "solve_collective")
 
 
 @eqx.filter_jit
@@ -312,9 +317,8 @@ def _solve_jit(problem: CollectiveProblem, rates, ts, options):
         return jnp.stack(means), jnp.sum(P)
 
     rhs = _rhs(sector, channels, rates)
-    means, trace = options.solve(lambda t, R, a: rhs(R), R0, ts, fn=observe)
+    (means, trace), solved = options.solve(lambda t, R, a: rhs(R), R0, ts, fn=observe)
     inverse = [order.index(e) for e in range(K)]
     means = means.T[jnp.asarray(inverse)]
     bad = ~jnp.all(jnp.isfinite(means)) | jnp.any(jnp.abs(trace - 1.0) > 1e-6)
-    means = eqx.error_if(means, bad, "exact collective dynamics diverged or lost the trace")
-    return means, trace
+    return means, trace, merge(solved, flag(bad, TRACE_LOST))

@@ -89,6 +89,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..status import CLOSURE_BROKE, flag, merge, settle
 from .options import ODEOptions
 
 __all__ = [
@@ -422,21 +423,24 @@ def cumulant_rhs(eqs: CumulantEquations, rates):
 
 
 def solve_cumulants(eqs: CumulantEquations, rates, y0, ts, *, options: ODEOptions = ODEOptions(rtol=1e-10,
-                                                                                                    atol=1e-12)):
+                                                                                                    atol=1e-12),
+                    status: bool = False):
     """Integrate the cumulant equations on ``ts`` (diffrax, float64); returns ``y(t)`` of shape ``(T, n_vars)``.
 
     Moments outside their physical range (``|z| > 1``, ``|p| > 1``) or
-    non-finite values raise through ``eqx.error_if`` (a closure can leave the
-    physical set far outside its validity; never silently).
+    non-finite values are a failure (a closure can leave the physical set far
+    outside its validity; never silently): raised here, or returned as a
+    :mod:`qbjax.status` flag with ``status=True`` (then ``(ys, status)``).
     """
-    return _solve_jit(eqs, jnp.asarray(rates, jnp.float64), jnp.asarray(y0, jnp.float64),
-                      jnp.asarray(ts, jnp.float64), options)
+    ys, flags = _solve_jit(eqs, jnp.asarray(rates, jnp.float64), jnp.asarray(y0, jnp.float64),
+                           jnp.asarray(ts, jnp.float64), options)
+    return (ys, flags) if status else settle(ys, flags, "solve_cumulants")
 
 
 @eqx.filter_jit
 def _solve_jit(eqs: CumulantEquations, rates, y0, ts, options: ODEOptions):
     """One compilation per equation structure, grid length and options; rates, y0, ts are traced."""
     rhs = cumulant_rhs(eqs, rates)
-    ys = options.solve(lambda t, y, a: rhs(y), y0, ts)
+    ys, solved = options.solve(lambda t, y, a: rhs(y), y0, ts)
     bad = ~jnp.all(jnp.isfinite(ys)) | jnp.any(jnp.abs(ys) > 1.0 + 1e-6)
-    return eqx.error_if(ys, bad, "cumulant moments left [-1, 1] or diverged: the closure broke down")
+    return ys, merge(solved, flag(bad, CLOSURE_BROKE))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..status import settle
 from .options import ODEOptions
 
 
@@ -47,8 +48,11 @@ def hamilton_vector_field(h, kinds):
 
 
 def hamilton_flow(h, kinds, x0, ts, *, options: ODEOptions = ODEOptions(rtol=1e-11, atol=1e-11), switch=None,
-                  h_switched=None, jump_ts=None):
-    """Phase-space points at ``ts`` under ``h`` (plus ``switch(t) * h_switched``)."""
+                  h_switched=None, jump_ts=None, status: bool = False):
+    """Phase-space points at ``ts`` under ``h`` (plus ``switch(t) * h_switched``).
+
+    ``status=True`` returns ``(points, status)`` (a :mod:`qbjax.status` flag).
+    """
     f0 = hamilton_vector_field(h, kinds)
     f1 = None if h_switched is None else hamilton_vector_field(h_switched, kinds)
 
@@ -58,4 +62,5 @@ def hamilton_flow(h, kinds, x0, ts, *, options: ODEOptions = ODEOptions(rtol=1e-
             out = out + switch(t) * f1(x)
         return out
 
-    return options.solve(vf, x0, ts, jump_ts=jump_ts)
+    out, flags = options.solve(vf, x0, ts, jump_ts=jump_ts)
+    return (out, flags) if status else settle(out, flags, "hamilton_flow")

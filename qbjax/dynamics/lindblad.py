@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 
+from ..status import settle
 from .options import ODEOptions
 
 
@@ -52,7 +53,7 @@ def lindblad_adjoint(H, jumps: Sequence):
 
 
 def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions = ODEOptions(rtol=1e-9, atol=1e-11),
-            save_states: bool = False, switch=None, H_switched=None, jump_ts=None):
+            save_states: bool = False, switch=None, H_switched=None, jump_ts=None, status: bool = False):
     """Integrate the master equation; return expectation values (and states).
 
     Arguments:
@@ -65,8 +66,11 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         switch, H_switched: optional time dependence
             ``H(t) = H + switch(t) * H_switched``.
 
+        status: also return a :mod:`qbjax.status` flag (no host callback).
+
     Returns:
-        ``(expectations (n_obs, T), states (T, d, d) or None)``.
+        ``(expectations (n_obs, T), states (T, d, d) or None)``, then the
+        status when asked for.
     """
     static = lindblad_rhs(H, jumps)
 
@@ -80,5 +84,7 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         ex = jnp.stack([jnp.real(jnp.trace(O @ rho)) for O in observables]) if observables else jnp.zeros(0)
         return (ex, rho) if save_states else (ex, None)
 
-    ex, states = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn)
-    return ex.T, states
+    (ex, states), flags = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn)
+    if status:
+        return ex.T, states, flags
+    return settle((ex.T, states), flags, "mesolve")

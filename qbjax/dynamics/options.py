@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+
+from ..status import MAX_STEPS, NONFINITE, flag, merge
 
 
 class ODEOptions(eqx.Module):
@@ -34,6 +37,11 @@ class ODEOptions(eqx.Module):
     def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None):
         """Solve ``dy/dt = vector_field(t, y, args)`` from ``ts[0]``, saving ``fn(y)`` (or ``y``) at ``ts``.
 
+        Returns ``(ys, status)``: ``status`` is a :mod:`qbjax.status` flag
+        (``MAX_STEPS`` when the step budget ran out, ``NONFINITE`` for any
+        other failure or a non-finite saved value); nothing is raised inside
+        the compiled program.
+
         A complex state is integrated as its real and imaginary parts
         (diffrax's error norms and step control are defined for real
         states), transparently for the caller.
@@ -60,8 +68,14 @@ class ODEOptions(eqx.Module):
             saveat=diffrax.SaveAt(ts=ts) if fn is None else diffrax.SaveAt(ts=ts, fn=lambda t, y, a: fn(y)),
             stepsize_controller=controller,
             max_steps=self.max_steps,
+            throw=False,
         )
-        return sol.ys
+        ok = sol.result == diffrax.RESULTS.successful
+        out_of_steps = sol.result == diffrax.RESULTS.max_steps_reached
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(sol.ys)]))
+        status = merge(flag(out_of_steps, MAX_STEPS), flag(~ok & ~out_of_steps, NONFINITE),
+                       flag(ok & ~finite, NONFINITE))
+        return sol.ys, status
 
 
 _SOLVERS = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}

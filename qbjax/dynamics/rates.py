@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..linalg import lu_solver, solve, tridiagonal_solver
+from ..status import MAX_STEPS, NONFINITE, ONE_WAY_CHAIN, flag, settle
 from .options import ODEOptions
 
 __all__ = ["RateGenerator", "rate_generator", "not_diagonal_reason", "rate_solve", "rate_steady_state",
@@ -233,7 +234,8 @@ def _esdirk_step(gen, factor, p, h):
     return y, err
 
 
-def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODEOptions(rtol=1e-10, atol=1e-14)):
+def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODEOptions(rtol=1e-10, atol=1e-14),
+               status: bool = False):
     """Integrate ``dp/dt = A p`` and return ``observe(p)`` at every time of ``ts``.
 
     Arguments:
@@ -243,9 +245,11 @@ def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODE
         observe: ``p -> pytree`` evaluated at each output time.
         options: ``rtol`` bounds the local error in total variation relative
             to ``sum p``; ``atol`` absolutely; ``max_steps`` per output interval.
+        status: also return a :mod:`qbjax.status` flag (``MAX_STEPS``) instead
+            of checking here (no host callback in the compiled program).
 
     Returns:
-        ``observe`` stacked over ``ts``.
+        ``observe`` stacked over ``ts`` (and the status when asked for).
     """
     factor = _solver(gen)
     rtol, atol = options.rtol, options.atol
@@ -253,7 +257,7 @@ def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODE
     h0 = 0.01 / jnp.maximum(rate_max, 1e-300)
 
     def advance(carry, t_end):
-        t0, p, h_prop = carry
+        t0, p, h_prop, failed = carry
 
         def cond(state):
             t, _, _ = state
@@ -277,17 +281,17 @@ def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODE
 
         t, p, h_prop = eqxi.while_loop(cond, body, (t0, p, h_prop), max_steps=options.max_steps,
                                        kind="checkpointed")
-        p = eqx.error_if(p, t < t_end, "rate equations: max_steps reached before the next output time "
-                                       "(raise ODEOptions.max_steps)")
-        return (t_end, p, h_prop), observe(p)
+        return (t_end, p, h_prop, failed | (t < t_end)), observe(p)
 
     ts = jnp.asarray(ts, jnp.float64)
     first = observe(p0)
-    _, rest = jax.lax.scan(advance, (ts[0], p0, h0), ts[1:])
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    carry, rest = jax.lax.scan(advance, (ts[0], p0, h0, jnp.zeros((), bool)), ts[1:])
+    out = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    flags = flag(carry[3], MAX_STEPS)
+    return (out, flags) if status else settle(out, flags, "rate_solve")
 
 
-def rate_steady_state(gen: RateGenerator, p0):
+def rate_steady_state(gen: RateGenerator, p0, *, status: bool = False):
     """The stationary populations reached from ``p0`` (``A p = 0``, same total as ``p0``).
 
     Birth-death chains: detailed balance along the chain (every stationary
@@ -295,6 +299,8 @@ def rate_steady_state(gen: RateGenerator, p0):
     like ``e^{0.8 N}`` at ``N = 10^5`` neither overflow nor underflow; each
     line of the chain (the other axes' indices) keeps its initial weight.
     Otherwise: the null vector of the dense generator (unique stationary state assumed).
+    ``status=True`` returns ``(p, status)`` (``ONE_WAY_CHAIN``) instead of
+    checking here.
     """
     axis = gen.chain_axis
     if axis is not None:
@@ -302,18 +308,19 @@ def rate_steady_state(gen: RateGenerator, p0):
         up = sub[..., 1:]  # rate r -> r + 1 (destination-indexed)
         down = sup[..., :-1]  # rate r + 1 -> r
         pos = (up > 0) & (down > 0)
-        up = eqx.error_if(up, ~jnp.all(pos | ((up == 0) & (down == 0))),
-                          "rate_steady_state: a chain with one-way rates has no detailed-balanced state")
+        flags = flag(~(pos | ((up == 0) & (down == 0))), ONE_WAY_CHAIN)
         step = jnp.where(pos, jnp.log(jnp.where(pos, up, 1.0)) - jnp.log(jnp.where(pos, down, 1.0)), -jnp.inf)
         # cut the chain where both rates vanish: states above it are not reached from below
         logp = jnp.concatenate([jnp.zeros(step.shape[:-1] + (1,)), jnp.cumsum(step, axis=-1)], axis=-1)
         pi = jax.nn.softmax(logp, axis=-1)
         weight = jnp.sum(jnp.moveaxis(p0, axis, -1), axis=-1, keepdims=True)
-        return jnp.moveaxis(pi * weight, -1, axis)
+        p = jnp.moveaxis(pi * weight, -1, axis)
+        return (p, flags) if status else settle(p, flags, "rate_steady_state")
     D = math.prod(gen.dims)
     if D > DENSE_RATE_MAX_DIM:
         raise MemoryError(f"dense stationary state of dimension {D} exceeds {DENSE_RATE_MAX_DIM}")
     A = gen.dense()
     M = A.at[-1].set(1.0)
-    p = solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0)))
-    return p.reshape(gen.dims)
+    p = solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0))).reshape(gen.dims)
+    flags = flag(~jnp.isfinite(p), NONFINITE)
+    return (p, flags) if status else settle(p, flags, "rate_steady_state")

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ..linalg import eigh
+from ..status import settle
 from .options import ODEOptions
 
 
@@ -75,6 +76,7 @@ def sesolve(
     options: ODEOptions = ODEOptions(),
     args=None,
     jump_ts=None,
+    status: bool = False,
 ):
     """Integrate ``d psi/dt = -i H(t) psi`` and return ``psi`` at ``ts``.
 
@@ -86,12 +88,15 @@ def sesolve(
         options: tolerances and solver.
         jump_ts: times where ``H(t)`` jumps (switching on/off), handed to
             the step-size controller so no step straddles them.
+        status: return ``(psi, status)`` (a :mod:`qbjax.status` flag, no
+            host callback) instead of checking the solve here.
     """
 
     def vf(t, psi, a):
         return -1j * hamiltonian(t, psi, a)
 
-    return options.solve(vf, psi0, ts, args=args, jump_ts=jump_ts)
+    out, flags = options.solve(vf, psi0, ts, args=args, jump_ts=jump_ts)
+    return (out, flags) if status else settle(out, flags, "sesolve")
 
 
 def moments_from_states(apply_H, apply_B, psis):

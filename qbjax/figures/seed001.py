@@ -25,6 +25,7 @@ import numpy as np
 
 from ..charging import charge
 from ..models.heat_engine import HeatEngineBattery, HeatEngineFull, closed_form_steady
+from ..status import check
 from ..steady import open_charging, steady_figures
 from ._io import outdir, progress, save
 
@@ -72,12 +73,12 @@ def charged(model, t_max=None):
     ``t_max`` defaults to the model's window; if ``tau`` is not reached in it, falls back to the
     uncompiled call, which doubles the window until it is.
     """
-    try:
-        return _open_jit(model, jnp.asarray(model.default_t_max() if t_max is None else t_max, jnp.float64))
-    except Exception:  # eqx.error_if: the deficit never fell below eps on this window
-        if t_max is not None:
-            raise
-        return open_charging(model, eps=EPS)
+    out = _open_jit(model, jnp.asarray(model.default_t_max() if t_max is None else t_max, jnp.float64))
+    if int(out.status) == 0:
+        return out
+    if t_max is not None:
+        check(out.status, "charged")
+    return open_charging(model, eps=EPS)  # the deficit never fell below eps on this window
 
 
 @functools.cache

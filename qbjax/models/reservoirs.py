@@ -58,6 +58,7 @@ from jaxtyping import Array, Float
 
 from ..model import AbstractBattery, Dissipator, Spec, Term, term
 from ..operators import Qubit, Spin
+from ..status import check
 from ._common import ParameterError, check_real, check_size
 
 __all__ = ["ReservoirBattery", "ReservoirTrajectory", "charge_reservoirs", "final_battery_energy",
@@ -255,6 +256,8 @@ class ReservoirTrajectory(eqx.Module):
         batteries: ``E_Bk(t) / (N_B omega0)``, shape ``(m, T)``.
         method: ``"exact"``, ``"meanfield"`` or ``"lindblad"``; closure: the mean field's (or ``None``).
         moments: the mean field's variables ``(T, n_vars)`` (``None`` for exact solvers).
+        status: a :mod:`qbjax.status` flag (``0``: no failure), checked by
+            :func:`charge_reservoirs` when concrete.
     """
 
     ts: Float[Array, " T"]
@@ -263,6 +266,7 @@ class ReservoirTrajectory(eqx.Module):
     method: str = eqx.field(static=True)
     closure: str | None = eqx.field(static=True, default=None)
     moments: Array | None = None
+    status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
     @property
     def battery_total(self):
@@ -308,15 +312,22 @@ def charge_reservoirs(model: ReservoirBattery, ts=None, *, method: str = "auto",
     ts = jnp.asarray(ts, jnp.float64)
     spec = model.spec()
     if resolved == "meanfield":
-        return _meanfield(model, spec, ts, closure, options)
-    if resolved == "lindblad":
-        return _lindblad(model, spec, ts, options)
+        traj = _meanfield(model, spec, ts, closure, options)
+    elif resolved == "lindblad":
+        traj = _lindblad(model, spec, ts, options)
+    else:
+        traj = _exact(model, spec, ts, options, memory_limit)
+    check(traj.status, f"charge_reservoirs (method {traj.method!r})")
+    return traj
+
+
+def _exact(model, spec, ts, options, memory_limit):
     from ..dynamics.collective import collective_problem, solve_collective
 
     problem, rates = collective_problem(spec)
-    means, _ = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit)
+    means, _, flags = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit, status=True)
     dens = means / jnp.asarray(model.sizes, jnp.float64)[:, None]
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "exact")
+    return ReservoirTrajectory(ts, dens[0], dens[1:], "exact", status=flags)
 
 
 def _meanfield(model, spec, ts, closure, options):
@@ -331,10 +342,10 @@ def _meanfield(model, spec, ts, closure, options):
     eqs = derive(problem.sizes, tuple(channels), closure)
     y0 = initial_moments(eqs, problem.excitations)
     kw = {} if options is None else {"options": options}
-    ys = solve_cumulants(eqs, jnp.concatenate(all_rates), y0, ts, **kw)
+    ys, flags = solve_cumulants(eqs, jnp.concatenate(all_rates), y0, ts, status=True, **kw)
     z = jnp.stack([ys[:, eqs.z_index(e)] for e in range(len(problem.sizes))])
     dens = (1.0 + z) / 2.0
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "meanfield", closure, ys)
+    return ReservoirTrajectory(ts, dens[0], dens[1:], "meanfield", closure, ys, flags)
 
 
 def _lindblad(model, spec, ts, options):
@@ -347,9 +358,9 @@ def _lindblad(model, spec, ts, options):
     psi0 = rep.initial_vector(spec, b)
     obs = [rep.dense(spec.space, (term(1.0, f"{e}.jz"),), b) for e in model.ensembles]
     opts = ODEOptions(rtol=1e-10, atol=1e-12) if options is None else options
-    ex, _ = mesolve(H, jumps, jnp.outer(psi0, psi0.conj()), ts, observables=obs, options=opts)
+    ex, _, flags = mesolve(H, jumps, jnp.outer(psi0, psi0.conj()), ts, observables=obs, options=opts, status=True)
     dens = ex / jnp.asarray(model.sizes, jnp.float64)[:, None] + 0.5
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad")
+    return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad", status=flags)
 
 
 def final_battery_energy(model: ReservoirBattery, t_max, *, method: str = "meanfield", closure: str = "full",
