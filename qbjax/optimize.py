@@ -139,8 +139,10 @@ class OptimizeResult(eqx.Module):
         best_restart: its restart index.
         restart_params: every restart's final parameters (leading axis: restart).
         restart_values: every restart's final objective ``(R,)``.
-        history: objective of every restart at every step ``(steps, R)`` (before the step).
+        history: objective of every restart at every step ``(steps, R)`` (before the step);
+            after an early stop (``tol``) the remaining rows repeat the last values.
         method: ``"adam"`` or ``"lbfgs"``.
+        steps_run: optimiser steps actually taken (``< steps`` after an early stop).
     """
 
     params: dict
@@ -150,6 +152,7 @@ class OptimizeResult(eqx.Module):
     restart_values: jax.Array
     history: np.ndarray
     method: str = eqx.field(static=True)
+    steps_run: int = eqx.field(static=True, default=-1)
 
 
 def _split_constraints(params, constraints):
@@ -162,7 +165,7 @@ def _split_constraints(params, constraints):
 
 def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | None = None, restarts: int = 1,
              steps: int = 200, method: str = "adam", learning_rate: float = 0.05, seed: int = 0,
-             progress: bool = True, maximize: bool = True) -> OptimizeResult:
+             progress: bool = True, maximize: bool = True, tol: float | None = 1e-12) -> OptimizeResult:
     """Maximise ``objective(params)`` (a differentiable scalar) with optax.
 
     Arguments:
@@ -175,6 +178,10 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         method: ``"adam"`` or ``"lbfgs"`` (zoom line search).
         learning_rate: Adam's step size.
         maximize: ``False`` minimises.
+        tol: stop early once every restart's objective has changed by at most
+            ``tol * (1 + |value|)`` over three consecutive steps (a converged
+            L-BFGS otherwise spends each remaining step in a line search that
+            cannot succeed); ``None`` always runs ``steps`` steps.
 
     Returns:
         An :class:`OptimizeResult`.
@@ -183,6 +190,8 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         raise ValueError(f"method must be 'adam' or 'lbfgs', got {method!r}")
     if restarts < 1 or steps < 0:
         raise ValueError(f"restarts must be >= 1 and steps >= 0, got {restarts}, {steps}")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be >= 0 or None, got {tol!r}")
     params = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
     cons = _split_constraints(params, constraints)
     sign = 1.0 if maximize else -1.0
@@ -232,6 +241,7 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
 
         bar = tqdm(total=steps, desc=f"optimize ({method}, {restarts} restarts)", file=sys.stderr, mininterval=0.5)
     dropped = set()
+    steps_run, quiet = steps, 0
     for i in range(steps):
         Z, S, v = step_all(Z, S)
         history[i] = -sign * np.asarray(v)
@@ -244,6 +254,16 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
             dropped |= new
             warnings.warn(f"optimize: the objective is not finite at restart(s) {sorted(new)} from step {i}; "
                           "they are left out of the best point", RuntimeWarning, stacklevel=2)
+        if tol is not None and i > 0:
+            ok = ~bad & np.isfinite(history[i - 1])
+            change = np.abs(history[i] - history[i - 1])[ok]
+            quiet = quiet + 1 if np.all(change <= tol * (1.0 + np.abs(history[i][ok]))) else 0
+            if quiet >= 3:
+                steps_run = i + 1
+                history[i + 1:] = history[i]
+                if bar is not None:
+                    bar.update(steps - i)
+                break
         if bar is not None:
             bar.update(1)
             bar.set_postfix(best=f"{np.nanmax(history[i]) if maximize else np.nanmin(history[i]):.6g}")
@@ -253,7 +273,8 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
     values = jax.vmap(objective)(X)
     score = jnp.where(jnp.isnan(values), -jnp.inf, sign * values)
     best = int(jnp.argmax(score))
-    return OptimizeResult({k: v[best] for k, v in X.items()}, values[best], best, X, values, history, method)
+    return OptimizeResult({k: v[best] for k, v in X.items()}, values[best], best, X, values, history, method,
+                          steps_run)
 
 
 FIGURES = ("max_power", "energy_at", "ergotropy")

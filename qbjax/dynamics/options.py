@@ -20,6 +20,12 @@ class ODEOptions(eqx.Module):
         max_steps: hard cap on steps; exceeding it is an error, never a
             silently truncated result.
         dt0: first step (``None``: chosen by diffrax).
+        checkpoints: states stored for reverse-mode differentiation
+            (binomial checkpointing; the steps between them are recomputed).
+            ``None``: as many as fit in :data:`CHECKPOINT_MEMORY` (at least
+            16, at most ``max_steps``).  Diffrax's own default stores
+            ``max_steps`` states, which is ~40 GB for a 10^5-state rate
+            equation at the default ``max_steps``.
     """
 
     rtol: float = eqx.field(static=True, default=1e-10)
@@ -27,12 +33,26 @@ class ODEOptions(eqx.Module):
     solver: str = eqx.field(static=True, default="dopri8")
     max_steps: int = eqx.field(static=True, default=200_000)
     dt0: float | None = eqx.field(static=True, default=None)
+    checkpoints: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {self.solver!r}")
         if not (self.rtol > 0 and self.atol > 0):
             raise ValueError(f"rtol and atol must be > 0, got {self.rtol}, {self.atol}")
+        if self.checkpoints is not None and not (isinstance(self.checkpoints, int) and self.checkpoints >= 1):
+            raise ValueError(f"checkpoints must be an integer >= 1 or None, got {self.checkpoints!r}")
+
+    def checkpoints_for(self, state, loops: int = 1) -> int:
+        """Reverse-mode checkpoints for each of ``loops`` loops carrying ``state`` (a pytree of arrays).
+
+        Loops inside a ``scan`` (one per output interval) keep their
+        checkpoints for the whole backward pass: they share the budget.
+        """
+        if self.checkpoints is not None:
+            return min(self.checkpoints, self.max_steps)
+        size = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(state)) * max(loops, 1)
+        return int(min(self.max_steps, max(16, CHECKPOINT_MEMORY // max(size, 1))))
 
     def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None):
         """Solve ``dy/dt = vector_field(t, y, args)`` from ``ts[0]``, saving ``fn(y)`` (or ``y``) at ``ts``.
@@ -68,6 +88,7 @@ class ODEOptions(eqx.Module):
             saveat=diffrax.SaveAt(ts=ts) if fn is None else diffrax.SaveAt(ts=ts, fn=lambda t, y, a: fn(y)),
             stepsize_controller=controller,
             max_steps=self.max_steps,
+            adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=self.checkpoints_for(y0)),
             throw=False,
         )
         ok = sol.result == diffrax.RESULTS.successful
@@ -77,5 +98,8 @@ class ODEOptions(eqx.Module):
                        flag(ok & ~finite, NONFINITE))
         return sol.ys, status
 
+
+#: Memory for the reverse-mode checkpoints of one adaptive solve (bytes).
+CHECKPOINT_MEMORY = 256 * 2**20
 
 _SOLVERS = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}

@@ -280,10 +280,11 @@ def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODE
             return t_new, p, jax.lax.stop_gradient(h_next)
 
         t, p, h_prop = eqxi.while_loop(cond, body, (t0, p, h_prop), max_steps=options.max_steps,
-                                       kind="checkpointed")
+                                       kind="checkpointed", checkpoints=options.checkpoints_for(p, loops))
         return (t_end, p, h_prop, failed | (t < t_end)), observe(p)
 
     ts = jnp.asarray(ts, jnp.float64)
+    loops = ts.shape[0] - 1
     first = observe(p0)
     carry, rest = jax.lax.scan(advance, (ts[0], p0, h0, jnp.zeros((), bool)), ts[1:])
     out = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
