@@ -46,6 +46,13 @@ BUDGET_S = {0: 120, 1: 60, 2: 150, 3: 120, 4: 150, 5: 120, 6: 150, 7: 150}
 #: ``SaveAt.ts`` is still an equinox runtime check inside ``diffeqsolve``: not yet removed.)
 HLO_CHECKED = {6, 7}
 CALLBACK = re.compile(r'custom_call_target="[^"]*callback[^"]*"')
+#: A LAPACK call and the shape of its first result: more than two dimensions is a batched call, which
+#: jaxlib 0.10 splits over XLA's thread pool and which deadlocks a 2-core machine (qbjax.linalg loops instead).
+LAPACK = re.compile(r'= \(?[a-z0-9]+\[([0-9,]*)\][^\n]*custom_call_target="(lapack_[a-z0-9_]+)"')
+
+
+def batched_lapack_calls(text: str) -> list[str]:
+    return [f"{name}[{dims}]" for dims, name in LAPACK.findall(text) if dims.count(",") >= 2]
 
 
 def readme_blocks() -> list[str]:
@@ -76,5 +83,22 @@ def test_readme_example_runs(index, tmp_path):
     if index in HLO_CHECKED:
         modules = list(dump.glob("*after_optimizations.txt"))
         assert modules, "no HLO was dumped"
-        hits = [m.name for m in modules if CALLBACK.search(m.read_text())]
+        texts = {m.name: m.read_text() for m in modules}
+        hits = [name for name, text in texts.items() if CALLBACK.search(text)]
         assert not hits, f"host callbacks in compiled programs: {hits}"
+        batched = {name: batched_lapack_calls(text) for name, text in texts.items() if batched_lapack_calls(text)}
+        assert not batched, f"batched LAPACK calls in compiled programs: {batched}"
+        assert any(LAPACK.search(text) for text in texts.values()), "the check saw no LAPACK call at all"
+
+
+def test_batched_lapack_detector():
+    """The detector above recognises jnp.linalg's batched eigh and passes qbjax.linalg's looped one."""
+    import jax
+    import jax.numpy as jnp
+
+    from qbjax.linalg import eigh
+
+    a = jnp.ones((4, 6, 6))
+    plain = jax.jit(jax.vmap(jnp.linalg.eigh)).lower(a).compile().as_text()
+    looped = jax.jit(jax.vmap(eigh)).lower(a).compile().as_text()
+    assert batched_lapack_calls(plain) and LAPACK.search(looped) and not batched_lapack_calls(looped)
