@@ -37,7 +37,8 @@ CI_SIZES: dict[int, list[tuple[str, str]]] = {
         ('"n": [10, 100, 1000]', '"n": [10, 100]'),
         ("np.linspace(0.1, 0.4, 16), np.linspace(0.9, 1.1, 16)", "np.linspace(0.1, 0.4, 4), np.linspace(0.9, 1.1, 4)")],
     7: [("restarts=4, steps=50)", "restarts=4, steps=6)"),
-        ("restarts=6)", "restarts=6, steps=4)"), ("qb.DickeBattery(4, 0.2, cutoff=32)", "qb.DickeBattery(3, 0.2, cutoff=24)")],
+        ("restarts=6)", "restarts=6, steps=4)"),
+        ("qb.DickeBattery(4, 0.2, cutoff=32)", "qb.DickeBattery(3, 0.2, cutoff=24)")],
 }
 #: Wall-clock budget of each block on the 2-core CI machine (import and compilation included).
 BUDGET_S = {0: 120, 1: 60, 2: 150, 3: 120, 4: 150, 5: 120, 6: 150, 7: 150}
