@@ -865,15 +865,26 @@ def _tensor_masks(spec: Spec):
     return tuple(masks)
 
 
-def _spectral(spec: Spec, ts) -> Trajectory:
+def spectral_decomposition(spec: Spec):
+    """``(w, V)`` of the spec's closed Hamiltonian on its symmetry-reduced basis (``rep.basis(spec)``).
+
+    What ``method="spectral"`` diagonalises: compute it once and hand it to
+    :func:`_spectral` and :func:`battery_state_status` (``eig=``) when one
+    point needs both a trajectory and a state (a sweep's ``ergotropy``).
+    """
     b = rep.basis(spec)
-    H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b, dtype=None)
+    return eigh(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b, dtype=None))
+
+
+def _spectral(spec: Spec, ts, eig=None) -> Trajectory:
+    b = rep.basis(spec)
     B = rep.dense_diagonal(spec.space, spec.battery, b)
     if B is None:
         B = rep.dense(spec.space, spec.battery, b)
     psi0 = rep.initial_vector(spec, b)
     masks = _boson_top_masks(spec, b)
-    E, dE, d2E, var, top = spectral_moments(H, B, psi0, ts, masks=tuple(masks))
+    E, dE, d2E, var, top = spectral_moments(None, B, psi0, ts, masks=tuple(masks),
+                                            eig=spectral_decomposition(spec) if eig is None else eig)
     top = jnp.max(top, axis=-1)
     return Trajectory(ts, E, dE, d2E, var, top, _bound(spec), "quantum", "spectral", _finite(E))
 
@@ -1026,21 +1037,24 @@ def battery_state(model: AbstractBattery | Spec, t) -> Array:
     return settle(rho, flags, "battery_state")
 
 
-def battery_state_status(model: AbstractBattery | Spec, t):
-    """``(rho_B, status)``: :func:`battery_state` with its failure flag (:mod:`qbjax.status`) returned, not raised."""
+def battery_state_status(model: AbstractBattery | Spec, t, eig=None):
+    """``(rho_B, status)``: :func:`battery_state` with its failure flag (:mod:`qbjax.status`) returned, not raised.
+
+    ``eig``: the :func:`spectral_decomposition` of the spec, when the caller has it.
+    """
     spec = model.spec() if isinstance(model, AbstractBattery) else model
     if spec.dissipators:
         raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
-    return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), _resolve_method(spec, "auto", False, None))
+    method = _resolve_method(spec, "auto", False, None)
+    return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), method, eig if method == "spectral" else None)
 
 
 @eqx.filter_jit
-def _battery_state_jit(spec: Spec, t, method: str):
+def _battery_state_jit(spec: Spec, t, method: str, eig=None):
     ts = jnp.stack([jnp.zeros_like(t), t])
     if method == "spectral":
         b = rep.basis(spec)
-        H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
-        w, V = eigh(H)
+        w, V = spectral_decomposition(spec) if eig is None else eig
         psi = V @ (jnp.exp(-1j * w * t) * (V.conj().T @ rep.initial_vector(spec, b)))
         full = b.embed(psi)
         solved = jnp.int32(0)
@@ -1076,12 +1090,12 @@ def battery_ergotropy(model: AbstractBattery | Spec, t, *, physical: bool = True
     return settle(value, flags, "battery_ergotropy")
 
 
-def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True):
+def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True, eig=None):
     """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised."""
     from .metrics import ergotropy
 
     spec = model.spec() if isinstance(model, AbstractBattery) else model
-    rho, flags = battery_state_status(spec, t)
+    rho, flags = battery_state_status(spec, t, eig=eig)
     hb = battery_hamiltonian(spec)
     if physical and spec.battery_levels is not None:
         return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies), flags

@@ -216,9 +216,23 @@ class _Point:
         return merge(*flags)
 
     @functools.cached_property
-    def trajectory(self):
-        from .charging import charge
+    def eig(self):
+        """The spectral decomposition, when ``charge`` would diagonalise (shared by the trajectory and the state)."""
+        from .charging import _resolve_method, spectral_decomposition
 
+        if self.classical or self.method not in ("auto", "spectral"):
+            return None
+        spec = self.model.spec()
+        if _resolve_method(spec, self.method, False, None) != "spectral":
+            return None
+        return spectral_decomposition(spec)
+
+    @functools.cached_property
+    def trajectory(self):
+        from .charging import _spectral, charge
+
+        if self.eig is not None:
+            return _spectral(self.model.spec(), jnp.asarray(self.ts, jnp.float64), self.eig)
         return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
 
     @functools.cached_property
@@ -251,7 +265,7 @@ class _Point:
 def _ergotropy(p: _Point):
     from .charging import battery_ergotropy_status
 
-    value, flags = battery_ergotropy_status(p.model, p.max_power.time)
+    value, flags = battery_ergotropy_status(p.model, p.max_power.time, eig=p.eig)
     p.statuses.append(flags)
     return value
 
@@ -657,8 +671,63 @@ def _plan_groups(model, grid: Grid, kwargs):
             raise
         except TypeError as e:
             raise SweepError(f"model {label!r}: {e}") from None
-        groups.append((static, idx, gmodel))
+        derived = [f for f in sorted(_static_fields(cls) & set(allowed)) if f not in grid.names and f not in base
+                   and isinstance(getattr(gmodel, f, None), int) and not isinstance(getattr(gmodel, f), bool)]
+        buckets = _size_buckets(cls, {**base, **static}, {n: points[n][idx] for n in leaves}, gmodel, derived)
+        if len(buckets) <= 1:
+            groups.append((static, idx, gmodel))
+            continue
+        for sizes, sub in buckets:
+            sub_leaves = {n: jnp.asarray(points[n][idx[sub]], jnp.float64) for n in leaves}
+            groups.append(({**static, **sizes}, idx[sub], cls(**{**base, **static, **sizes, **sub_leaves})))
     return groups, label, False
+
+
+#: Ratio between consecutive derived sizes (a Dicke cutoff) of a sweep's sub-groups, and the
+#: largest group whose points are sized one by one.
+_BUCKET_RATIO, _BUCKET_MAX_POINTS = 1.5, 20_000
+
+
+def _size_buckets(cls, fixed: dict, leaves: dict, gmodel, derived: list[str]) -> list:
+    """Sub-groups of a static group by the sizes each point would derive on its own.
+
+    The group model derives its sizes (``DickeBattery.cutoff``) from the whole
+    group, i.e. from its most demanding point, and every point then pays
+    for it.  Here each point's own size (its model built alone) is rounded
+    up to a ladder ``max / 1.5^k`` (multiples of 8), so each point keeps at
+    least the size its constructor would choose, and a few compiled
+    programs replace one oversized one.  Returns ``[(sizes, point indices)]``.
+    """
+    if not derived or not leaves:
+        return []
+    n = len(next(iter(leaves.values())))
+    if n < 2 or n > _BUCKET_MAX_POINTS:
+        return []
+    own = np.zeros((n, len(derived)), int)
+    cache: dict = {}
+    for i in range(n):
+        key = tuple(np.asarray(v[i]).tobytes() for v in leaves.values())
+        if key not in cache:
+            m = cls(**fixed, **{k: v[i] for k, v in leaves.items()})
+            cache[key] = [int(getattr(m, f)) for f in derived]
+        own[i] = cache[key]
+    top = np.array([int(getattr(gmodel, f)) for f in derived])
+    if np.all(own == top):
+        return []
+    ladders = []
+    for j in range(len(derived)):
+        lo, hi = int(own[:, j].min()), int(top[j])
+        ladder, v = [hi], hi / _BUCKET_RATIO
+        while v >= lo:
+            ladder.append(int(8 * math.ceil(v / 8)))
+            v /= _BUCKET_RATIO
+        ladders.append(np.unique(ladder))
+    keys = np.stack([ladders[j][np.searchsorted(ladders[j], own[:, j])] for j in range(len(derived))], axis=1)
+    out = []
+    for key in sorted({tuple(k) for k in keys.tolist()}):
+        sub = np.flatnonzero(np.all(keys == np.array(key), axis=1))
+        out.append((dict(zip(derived, key)), sub))
+    return out
 
 
 def _label(cls) -> str:
@@ -775,7 +844,11 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         compile_s += time.perf_counter() - t0
         used = _memory(compiled)
         if chunk_size is None and used is not None and used > budget and chunk > 1:
-            chunk = max(1, min(chunk - 1, int(chunk * budget / used)))
+            fit = max(1, min(chunk - 1, int(chunk * budget / used)))
+            # equal chunks: the last one is padded to the chunk's size, so 186 points in
+            # chunks of 163 would compute 326
+            per_device = math.ceil(n_points / n_dev)
+            chunk = math.ceil(per_device / math.ceil(per_device / fit))
             compiled = None
     used = _memory(compiled)
     B = chunk * n_dev
@@ -813,6 +886,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
     factors = np.ones(n_points) * (1.0 if t_max is None else float(t_max))
+    t_run = time.perf_counter()
     out = run(swept, factors, True)
     # points whose window was too short (charging_time = NaN): double their window
     extend = [name for name, _, user in metric_list if name in _EXTEND and not user]
@@ -831,7 +905,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             out[k][idx] = again[k]
     info = {"points": n_points, "chunk_size": chunk, "chunk_points": B, "chunks": math.ceil(n_points / B),
             "num_times": K, "bytes_per_device": used, "compile_s": compile_s,
-            "retried_points": retried}
+            "run_s": time.perf_counter() - t_run, "retried_points": retried}
     return out, info
 
 
