@@ -7,6 +7,10 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from ._cache import enable_compilation_cache as _enable_compilation_cache
+
+_enable_compilation_cache()
+
 from .charging import PiecewiseConstant as PiecewiseConstant
 from .charging import Trajectory as Trajectory
 from .charging import TruncationWarning as TruncationWarning

@@ -806,7 +806,13 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     spec = P("batch")
     sharding, replicated = NamedSharding(mesh, spec), NamedSharding(mesh, P())
 
+    cpu = mesh.devices.flat[0].platform == "cpu"
+
     def local(dyn, values, factor):
+        if cpu:
+            # a loop over small vmapped batches: each batch's temporaries stay in cache and
+            # a chunk's memory no longer grows with its size (one compile per group)
+            return jax.lax.map(lambda vf: point(dyn, *vf), (values, factor), batch_size=_CPU_BATCH)
         return jax.vmap(point, in_axes=(None, 0, 0))(dyn, values, factor)
 
     example = {k: np.asarray(v[:1], np.float64) for k, v in swept.items()}
@@ -835,7 +841,10 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     compile_s = 0.0
     # Compile for the whole group in one chunk (capped); if XLA's memory
     # analysis says it exceeds the budget, shrink in proportion and recompile.
-    cap = max(1, min(max_chunk, math.ceil(n_points / n_dev)))
+    per_device = math.ceil(n_points / n_dev)
+    cap = max(1, min(max_chunk, per_device))
+    if cpu:  # about _CHUNKS chunks for the progress bar, equal in size (the last one is padded)
+        cap = math.ceil(per_device / math.ceil(per_device / max(cap // _CHUNKS, 4 * _CPU_BATCH, 1)))
     chunk = cap if chunk_size is None else max(1, int(chunk_size))
     compiled = None
     while compiled is None:
@@ -908,6 +917,9 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
             "run_s": time.perf_counter() - t_run, "retried_points": retried}
     return out, info
 
+
+#: On CPU, points per vmapped batch inside a chunk, and the number of chunks a group aims for.
+_CPU_BATCH, _CHUNKS = 8, 8
 
 #: Compiled chunk programs, by structure (least recently built dropped first).
 _COMPILED: dict = {}
