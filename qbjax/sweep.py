@@ -686,6 +686,9 @@ def _plan_groups(model, grid: Grid, kwargs):
 #: Ratio between consecutive derived sizes (a Dicke cutoff) of a sweep's sub-groups, and the
 #: largest group whose points are sized one by one.
 _BUCKET_RATIO, _BUCKET_MAX_POINTS = 1.5, 20_000
+#: Fewest points worth a compiled program of their own (a compile costs about as much as
+#: 30-100 points of the difference in size).
+_BUCKET_MIN_POINTS = 48
 
 
 def _size_buckets(cls, fixed: dict, leaves: dict, gmodel, derived: list[str]) -> list:
@@ -723,6 +726,12 @@ def _size_buckets(cls, fixed: dict, leaves: dict, gmodel, derived: list[str]) ->
             v /= _BUCKET_RATIO
         ladders.append(np.unique(ladder))
     keys = np.stack([ladders[j][np.searchsorted(ladders[j], own[:, j])] for j in range(len(derived))], axis=1)
+    # a bucket too small to repay its compilation joins the next larger one
+    order = sorted({tuple(k) for k in keys.tolist()})
+    for a, b in zip(order[:-1], order[1:]):
+        members = np.all(keys == np.array(a), axis=1)
+        if members.sum() < _BUCKET_MIN_POINTS:
+            keys[members] = np.maximum(keys[members], np.array(b))
     out = []
     for key in sorted({tuple(k) for k in keys.tolist()}):
         sub = np.flatnonzero(np.all(keys == np.array(key), axis=1))
