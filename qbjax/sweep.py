@@ -216,23 +216,26 @@ class _Point:
         return merge(*flags)
 
     @functools.cached_property
+    def spec(self):
+        return self.model.spec()
+
+    @functools.cached_property
     def eig(self):
         """The spectral decomposition, when ``charge`` would diagonalise (shared by the trajectory and the state)."""
         from .charging import _resolve_method, spectral_decomposition
 
         if self.classical or self.method not in ("auto", "spectral"):
             return None
-        spec = self.model.spec()
-        if _resolve_method(spec, self.method, False, None) != "spectral":
+        if _resolve_method(self.spec, self.method, False, None) != "spectral":
             return None
-        return spectral_decomposition(spec)
+        return spectral_decomposition(self.spec)
 
     @functools.cached_property
     def trajectory(self):
         from .charging import _spectral, charge
 
         if self.eig is not None:
-            return _spectral(self.model.spec(), jnp.asarray(self.ts, jnp.float64), self.eig)
+            return _spectral(self.spec, jnp.asarray(self.ts, jnp.float64), self.eig)
         return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
 
     @functools.cached_property
@@ -265,7 +268,7 @@ class _Point:
 def _ergotropy(p: _Point):
     from .charging import battery_ergotropy_status
 
-    value, flags = battery_ergotropy_status(p.model, p.max_power.time, eig=p.eig)
+    value, flags = battery_ergotropy_status(p.spec, p.max_power.time, eig=p.eig)
     p.statuses.append(flags)
     return value
 
