@@ -63,7 +63,7 @@ from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .linalg import eigh
 from .model import AbstractBattery, Spec, Term
-from .status import NONFINITE, flag, merge, settle
+from .status import NONFINITE, flag, is_concrete, merge, settle
 from .status import check as check_status
 
 __all__ = [
@@ -243,6 +243,7 @@ def charge(
             raise ValueError("ts is required when charging a bare Spec")
         ts = time_grid(model, t_max, num_times)
     ts = jnp.asarray(ts, jnp.float64)
+    check_grid(ts)
     resolved = _resolve_method(spec, method, classical, switch)
     if options is None:
         options = ODEOptions(rtol=1e-10, atol=1e-14) if resolved == "rates" else ODEOptions(rtol=1e-12, atol=1e-12)
@@ -260,6 +261,24 @@ def charge(
         resolved = "ode"
     traj = _charge_jit(spec, ts, resolved, switch, options)
     return _checked(traj, truncation_tol)
+
+
+def check_grid(ts, name: str = "ts") -> None:
+    """Raise ``ValueError`` unless a concrete ``ts`` is a 1-D, finite, non-decreasing grid of times.
+
+    A traced grid (inside ``jit``) is not checked here; the adaptive
+    propagators then report a decreasing one as ``qbjax.status.BAD_GRID``.
+    """
+    if not is_concrete(ts):
+        return
+    t = np.asarray(ts)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"{name} must be a 1-D array of times, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{name} must be finite, got {t[~np.isfinite(t)][:3].tolist()} among its entries")
+    if np.any(np.diff(t) < 0):
+        k = int(np.flatnonzero(np.diff(t) < 0)[0])
+        raise ValueError(f"{name} must be non-decreasing, but {name}[{k + 1}] = {t[k + 1]:g} < {name}[{k}] = {t[k]:g}")
 
 
 def _checked(traj: Trajectory, tol: float) -> Trajectory:

@@ -32,6 +32,7 @@ __all__ = [
     "TRACE_LOST",
     "CLOSURE_BROKE",
     "NOT_REACHED",
+    "BAD_GRID",
     "MESSAGES",
     "flag",
     "merge",
@@ -62,6 +63,8 @@ TRACE_LOST = 8
 CLOSURE_BROKE = 16
 #: The charging criterion is not met on the grid (Eq. 17 of seed 001).
 NOT_REACHED = 32
+#: The time grid decreases somewhere (outputs must be at non-decreasing times).
+BAD_GRID = 64
 
 MESSAGES = {
     NONFINITE: "non-finite result: the dynamics diverged",
@@ -71,6 +74,7 @@ MESSAGES = {
     CLOSURE_BROKE: "cumulant moments left [-1, 1] or diverged: the closure broke down",
     NOT_REACHED: "charging_time: the deficit never falls below eps on this grid (extend t_max) "
                  "or is already below it at t = 0",
+    BAD_GRID: "the time grid ts must be non-decreasing",
 }
 
 

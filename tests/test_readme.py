@@ -43,10 +43,11 @@ CI_SIZES: dict[int, list[tuple[str, str]]] = {
 }
 #: Wall-clock budget of each block on the 2-core CI machine (import and compilation included).
 BUDGET_S = {0: 120, 1: 60, 2: 150, 3: 120, 4: 150, 5: 120, 6: 150, 7: 150}
-#: Blocks whose compiled programs are searched for host callbacks: the sweep and the optimisers.
-#: (Block 0 also runs the classical Hamilton flow through diffrax, whose own validation of
-#: ``SaveAt.ts`` is still an equinox runtime check inside ``diffeqsolve``: not yet removed.)
-HLO_CHECKED = {6, 7}
+#: Blocks whose compiled programs are searched for host callbacks: all of them (the ODE paths
+#: integrate with qbjax's own loop, qbjax.dynamics.integrate, which has no equinox runtime check).
+HLO_CHECKED = set(CI_SIZES)
+#: Blocks that must show a LAPACK call (the sweep and the optimiser diagonalise): proves the search works.
+LAPACK_EXPECTED = {6, 7}
 CALLBACK = re.compile(r'custom_call_target="[^"]*callback[^"]*"')
 #: A LAPACK call and the shape of its first result: more than two dimensions is a batched call, which
 #: jaxlib 0.10 splits over XLA's thread pool and which deadlocks a 2-core machine (qbjax.linalg loops instead).
@@ -79,6 +80,7 @@ def test_readme_example_runs(index, tmp_path):
     dump = tmp_path / "hlo"
     if index in HLO_CHECKED:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip()
+        env["QBJAX_COMPILATION_CACHE"] = "0"  # a cache hit compiles (and dumps) nothing
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=BUDGET_S[index])
     assert proc.returncode == 0, f"README block {index} failed:\n{proc.stderr[-4000:]}"
@@ -90,7 +92,8 @@ def test_readme_example_runs(index, tmp_path):
         assert not hits, f"host callbacks in compiled programs: {hits}"
         batched = {name: batched_lapack_calls(text) for name, text in texts.items() if batched_lapack_calls(text)}
         assert not batched, f"batched LAPACK calls in compiled programs: {batched}"
-        assert any(LAPACK.search(text) for text in texts.values()), "the check saw no LAPACK call at all"
+        if index in LAPACK_EXPECTED:
+            assert any(LAPACK.search(text) for text in texts.values()), "the check saw no LAPACK call at all"
 
 
 def test_batched_lapack_detector():

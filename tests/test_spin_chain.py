@@ -40,7 +40,9 @@ def test_isotropic_chain_charges_independently(couplings):
     quantum = qb.charge(m, ts)
     np.testing.assert_allclose(quantum.energy, 5 * single_spin_work(1.0, 3.0, ts), atol=1e-11)
     classical = qb.charge(m, ts, classical=True)
-    np.testing.assert_allclose(classical.energy, quantum.energy, atol=1e-8)
+    # The saves between Dopri8's steps come from its dense-output interpolant, which is ~1e-8 here
+    # (the steps themselves are ~1e-12 accurate): the bound is the interpolant's, stated.
+    np.testing.assert_allclose(classical.energy, quantum.energy, rtol=0, atol=3e-8)
 
 
 def test_weak_coupling_eq18_is_first_order():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -77,3 +78,51 @@ def test_compilation_cache_setting():
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, QBJAX_COMPILATION_CACHE="0"), check=True)
     assert off.stdout.strip() == "None"
+
+
+#: Every propagator ``charge`` can pick, plus the steady-state and battery-state programs.
+CHARGE_PROGRAMS = r'''
+import jax, jax.numpy as jnp, qbjax as qb
+from qbjax.analysis import replace_params
+from qbjax.models import HeatEngineBattery, HeatEngineFull
+from qbjax.steady import open_charging, steady_figures
+m = qb.DickeBattery(2, 0.3)
+ts = qb.time_grid(m, num_times=9)
+for method in ("spectral", "chebyshev", "krylov", "ode", "dense-ode"):
+    qb.charge(m, ts, method=method)
+qb.charge(m, ts, method="ode", switch=qb.PiecewiseConstant(jnp.array([0.0, 1.0, 1e3]), jnp.array([1.0, 0.5])))
+qb.charge(m, ts, classical=True)
+jax.jit(lambda g: qb.charge(replace_params(m, g=g), ts, method="ode").status)(0.3)
+qb.battery_ergotropy(m, 1.0)
+full = HeatEngineFull(n=1, g=0.04)
+qb.charge(full, qb.time_grid(full, num_times=5), method="lindblad")
+steady_figures(full)
+open_charging(HeatEngineBattery(n=20, beta_omega=-0.8, rate=0.1))
+print("ok")
+'''
+
+
+def test_no_host_callbacks_in_charge_programs(tmp_path):
+    """Every program charge compiles (each method, a switch, the classical flow, Lindblad, rates, the
+    steady state) is free of host callbacks: failures travel as status flags (the hang issue)."""
+    script = tmp_path / "programs.py"
+    script.write_text(CHARGE_PROGRAMS)
+    dump = tmp_path / "hlo"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", QBJAX_COMPILATION_CACHE="0",
+               XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip())
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+    texts = {p.name: p.read_text() for p in dump.glob("*after_optimizations.txt")}
+    assert len(texts) > 10, "too few programs were dumped"
+    assert any("while" in t for t in texts.values()), "no adaptive loop was compiled"
+    hits = sorted(name for name, text in texts.items() if re.search(r'custom_call_target="[^"]*callback', text))
+    assert not hits, f"host callbacks in compiled programs: {hits}"
+
+
+def test_a_decreasing_grid_is_refused():
+    m = qb.DickeBattery(2, 0.3)
+    with pytest.raises(ValueError, match="ts must be"):
+        qb.charge(m, [0.0, 2.0, 1.0, 3.0])
+    # inside jit the ODE path reports it as a flag
+    traj = jax.jit(lambda ts: qb.charge(m, ts, method="ode"))(jnp.array([0.0, 2.0, 1.0, 3.0]))
+    assert int(traj.status) & status.BAD_GRID

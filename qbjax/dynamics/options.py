@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..status import MAX_STEPS, NONFINITE, flag, merge
+from .integrate import integrate
 
 
 class ODEOptions(eqx.Module):
@@ -59,8 +59,9 @@ class ODEOptions(eqx.Module):
 
         Returns ``(ys, status)``: ``status`` is a :mod:`qbjax.status` flag
         (``MAX_STEPS`` when the step budget ran out, ``NONFINITE`` for any
-        other failure or a non-finite saved value); nothing is raised inside
-        the compiled program.
+        other failure or a non-finite saved value, ``BAD_GRID`` when ``ts``
+        decreases); nothing is raised, and no host callback runs, inside the
+        compiled program (see :mod:`qbjax.dynamics.integrate`).
 
         A complex state is integrated as its real and imaginary parts
         (diffrax's error norms and step control are defined for real
@@ -77,26 +78,9 @@ class ODEOptions(eqx.Module):
             fn = (lambda y: y[0] + 1j * y[1]) if inner is None else (lambda y: inner(y[0] + 1j * y[1]))
             y0 = jnp.stack([y0.real, y0.imag])
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, jump_ts=jump_ts)
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
-            _SOLVERS[self.solver](),
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=self.dt0,
-            y0=y0,
-            args=args,
-            saveat=diffrax.SaveAt(ts=ts) if fn is None else diffrax.SaveAt(ts=ts, fn=lambda t, y, a: fn(y)),
-            stepsize_controller=controller,
-            max_steps=self.max_steps,
-            adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=self.checkpoints_for(y0)),
-            throw=False,
-        )
-        ok = sol.result == diffrax.RESULTS.successful
-        out_of_steps = sol.result == diffrax.RESULTS.max_steps_reached
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(sol.ys)]))
-        status = merge(flag(out_of_steps, MAX_STEPS), flag(~ok & ~out_of_steps, NONFINITE),
-                       flag(ok & ~finite, NONFINITE))
-        return sol.ys, status
+        return integrate(diffrax.ODETerm(vector_field), _SOLVERS[self.solver](), controller, y0, ts,
+                         args=args, fn=fn, max_steps=self.max_steps,
+                         checkpoints=self.checkpoints_for(y0), dt0=self.dt0)
 
 
 #: Memory for the reverse-mode checkpoints of one adaptive solve (bytes).
