@@ -18,6 +18,7 @@ from .charging import battery_ergotropy as battery_ergotropy
 from .charging import battery_state as battery_state
 from .charging import charge as charge
 from .charging import time_grid as time_grid
+from . import methods as methods
 from .dynamics import ODEOptions as ODEOptions
 from .metrics import MaxPower as MaxPower
 from .metrics import collective_advantage as collective_advantage

@@ -14,6 +14,8 @@ import math
 import sys
 import warnings
 
+from .methods import CLOSED_NAMES
+
 __all__ = ["main"]
 
 # Model parameters accepted on the command line, with their types.
@@ -151,7 +153,7 @@ def cmd_charge(argv):
     p.add_argument("--classical", action="store_true", help="the classical analog (Hamilton flow)")
     p.add_argument("--t-max", type=_positive("t-max"), default=None, help="end of the time grid")
     p.add_argument("--num-times", type=_count("num-times", 3), default=None, help="grid points (default: the model's)")
-    p.add_argument("--method", choices=["auto", "spectral", "ode", "dense-ode"], default="auto")
+    p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM", help="d max_power / d PARAM")
     args, extra = p.parse_known_args(argv)
     params = _model_params(args.model, extra)
@@ -199,7 +201,7 @@ def cmd_advantage(argv):
     p.add_argument("model", type=_model_arg)
     p.add_argument("--t-max", type=_positive("t-max"), default=None)
     p.add_argument("--num-times", type=_count("num-times", 3), default=None)
-    p.add_argument("--method", choices=["auto", "spectral", "ode", "dense-ode"], default="auto")
+    p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")
     args, extra = p.parse_known_args(argv)
     model = _build(args.model, _model_params(args.model, extra))
     from .analysis import advantage

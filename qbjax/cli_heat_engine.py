@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .cli import UsageError, _base_parser, _count, _number, _positive
+from .methods import OPEN_NAMES
 
 ENGINE_FLAGS = ("omega_h", "beta_h", "beta_c", "gamma_h", "gamma_c", "g")
 #: Largest N of the full engine model (dimension 3^N (N + 1) collective, 6^N individual).
@@ -58,7 +59,7 @@ def charge_heat_engine(argv) -> dict:
                    help="with engine flags: solve the effective equation with the derived parameters")
     p.add_argument("--t-max", type=_positive("t-max"), default=None, help="first time window (doubled as needed)")
     p.add_argument("--num-times", type=_count("num-times", 3), default=81)
-    p.add_argument("--method", choices=["auto", "rates", "lindblad"], default="auto")
+    p.add_argument("--method", choices=list(OPEN_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM",
                    help="d charging_time / d PARAM (also of the steady energy density and ergotropy)")
     p.add_argument("--series", action="store_true", help="add the time series E(t), sigma(t)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .cli import UsageError, _base_parser, _count, _max_power_record, _number, _positive
+from .methods import CLOSED_NAMES
 
 
 def charge_spin_chain(argv) -> dict:
@@ -18,7 +19,7 @@ def charge_spin_chain(argv) -> dict:
     p.add_argument("--classical", action="store_true", help="the mean-field chain (Eq. 20-21)")
     p.add_argument("--t-max", type=_positive("t-max"), default=None)
     p.add_argument("--num-times", type=_count("num-times", 3), default=None)
-    p.add_argument("--method", choices=["auto", "spectral", "chebyshev", "ode", "dense-ode"], default="auto")
+    p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM",
                    help="d max_power / d PARAM (b, g, field, alpha, power)")
     args = p.parse_args(argv)

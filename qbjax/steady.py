@@ -33,7 +33,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import representation as rep
-from .charging import Trajectory, _resolve_method, charge
+from .charging import charge
+from .methods import resolve_method
+from .trajectory import Trajectory
 from .dynamics.rates import rate_generator, rate_steady_state
 from .linalg import solve
 from .metrics import hermite5, passive_energy_of_spectrum
@@ -66,7 +68,7 @@ def _steady_state(spec: Spec, method: str):
     """``(kind, state, status)``: :func:`steady_state` with its failure flag returned, not raised."""
     if not spec.dissipators:
         raise ValueError("steady_state needs a dissipative spec (closed systems have no unique steady state)")
-    resolved = _resolve_method(spec, method, False, None)
+    resolved = resolve_method(spec, method, False, None)
     if resolved == "rates":
         p, flags = rate_steady_state(rate_generator(spec), spec.initial_population_tensor(), status=True)
         return "populations", p, flags
@@ -164,7 +166,7 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
         physical = sector if spec.battery_levels is None else passive_energy_of_spectrum(
             pb, spec.battery_levels, spec.battery_degeneracies)
         return SteadyFigures(energy, variance, energy - physical, energy - sector, flags)
-    from .charging import battery_hamiltonian
+    from .states import battery_hamiltonian
     from .metrics import ergotropy
 
     keep = [i for i, n in enumerate(spec.names) if n in spec.battery_dofs]

@@ -222,20 +222,21 @@ class _Point:
     @functools.cached_property
     def eig(self):
         """The spectral decomposition, when ``charge`` would diagonalise (shared by the trajectory and the state)."""
-        from .charging import _resolve_method, spectral_decomposition
+        from .methods import resolve_method
+        from .representation.closed import spectral_decomposition
 
         if self.classical or self.method not in ("auto", "spectral"):
             return None
-        if _resolve_method(self.spec, self.method, False, None) != "spectral":
+        if resolve_method(self.spec, self.method, False, None) != "spectral":
             return None
         return spectral_decomposition(self.spec)
 
     @functools.cached_property
     def trajectory(self):
-        from .charging import _spectral, charge
+        from .charging import charge, spectral_trajectory
 
         if self.eig is not None:
-            return _spectral(self.spec, jnp.asarray(self.ts, jnp.float64), self.eig)
+            return spectral_trajectory(self.spec, jnp.asarray(self.ts, jnp.float64), self.eig)
         return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
 
     @functools.cached_property
@@ -266,7 +267,7 @@ class _Point:
 
 
 def _ergotropy(p: _Point):
-    from .charging import battery_ergotropy_status
+    from .states import battery_ergotropy_status
 
     value, flags = battery_ergotropy_status(p.spec, p.max_power.time, eig=p.eig)
     p.statuses.append(flags)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import qbjax as qb
-import qbjax.charging as ch
+import qbjax.expansions as ex
+from qbjax.representation import closed
 from qbjax import representation as rep
 from qbjax.model import Spec, term
 from qbjax.models.spin_chain import SpinChainBattery
@@ -41,10 +42,10 @@ def test_chebyshev_matches_spectral(chain):
 def test_several_chunks_match(chain, monkeypatch):
     """Chunks after the first restart from a complex state (the first is real)."""
     m, ts, ref = chain
-    monkeypatch.setattr(ch, "_CHEB_Z", 6.0)
-    plan = ch._chebyshev_plan(m.spec(), ts)
+    monkeypatch.setattr(ex, "CHEB_MAX_ARGUMENT", 6.0)
+    plan = ex.chebyshev_plan(m.spec(), ts)
     assert plan[3] > 1
-    traj, growth = ch._chebyshev_run(m.spec(), ts, plan)
+    traj, growth = ex.chebyshev_run(m.spec(), ts, plan)
     assert growth <= 1 + 1e-12
     _close(traj, ref)
 
@@ -53,10 +54,10 @@ def test_several_chunks_match(chain, monkeypatch):
 def test_evaluation_modes_match(small_chain, monkeypatch, mode):
     """Each evaluation mode (Gram matrices; save-time states by combinations or products), real and complex chunks."""
     m, ts, ref = small_chain
-    monkeypatch.setattr(ch, "_CHEB_Z", 6.0)
-    coeffs, c, r, n_chunks, diagonals, _, cost = ch._chebyshev_plan(m.spec(), ts)
+    monkeypatch.setattr(ex, "CHEB_MAX_ARGUMENT", 6.0)
+    coeffs, c, r, n_chunks, diagonals, _, cost = ex.chebyshev_plan(m.spec(), ts)
     assert n_chunks > 1
-    traj, growth = ch._chebyshev_run(m.spec(), ts, (coeffs, c, r, n_chunks, diagonals, mode, cost))
+    traj, growth = ex.chebyshev_run(m.spec(), ts, (coeffs, c, r, n_chunks, diagonals, mode, cost))
     assert growth <= 1 + 1e-12
     _close(traj, ref)
 
@@ -64,8 +65,8 @@ def test_evaluation_modes_match(small_chain, monkeypatch, mode):
 def test_lanczos_enclosure_is_tighter_and_checked(chain, monkeypatch):
     m, ts, ref = chain
     spec = m.spec()
-    tight = ch._chebyshev_plan(spec, ts)
-    loose = ch._chebyshev_plan(spec, ts, tight=False)
+    tight = ex.chebyshev_plan(spec, ts)
+    loose = ex.chebyshev_plan(spec, ts, tight=False)
     terms = spec.charger + spec.battery + spec.coupling
     H = np.asarray(rep.dense(spec.space, terms, rep.basis(spec, use_symmetry=False)))
     ev = np.linalg.eigvalsh(H)
@@ -73,8 +74,8 @@ def test_lanczos_enclosure_is_tighter_and_checked(chain, monkeypatch):
         assert c - r <= ev[0] and ev[-1] <= c + r  # both enclose the spectrum
     assert tight[2] < 0.8 * loose[2]
     # a deliberately too narrow estimate: the vectors grow, charge() redoes it rigorously
-    monkeypatch.setattr(ch, "_LANCZOS_MARGIN", -0.2)
-    bad, growth = ch._chebyshev_run(spec, ts, ch._chebyshev_plan(spec, ts))
+    monkeypatch.setattr(ex, "LANCZOS_MARGIN", -0.2)
+    bad, growth = ex.chebyshev_run(spec, ts, ex.chebyshev_plan(spec, ts))
     assert growth > 1e3
     _close(qb.charge(m, ts, method="chebyshev"), ref)
 
@@ -99,7 +100,7 @@ def test_complex_hamiltonian_uses_complex_vectors():
 def test_krylov_matches_spectral(chain):
     """The Krylov propagator (explicit method): several steps, exact to its plan's bound."""
     m, ts, ref = chain
-    plan = ch._krylov_plan(m.spec(), ts)
+    plan = ex.krylov_plan(m.spec(), ts)
     assert plan is not None and plan[2] > 1  # more than one step
     traj = qb.charge(m, ts, method="krylov")
     assert traj.method == "krylov"
@@ -114,9 +115,9 @@ def test_krylov_error_bound_is_an_upper_bound(chain):
     spec = m.spec()
     terms = spec.charger + spec.battery + spec.coupling
     H = np.asarray(rep.dense(spec.space, terms, rep.basis(spec, use_symmetry=False)))
-    psi0 = np.asarray(ch._initial_tensor(spec)).reshape(-1).astype(complex)
-    V, a, b = (np.asarray(x) for x in ch._krylov_pilot_jit(spec, ch._chebyshev_diagonals(spec)[0],
-                                                            ch._initial_tensor(spec), 13))
+    psi0 = np.asarray(closed.initial_tensor(spec)).reshape(-1).astype(complex)
+    V, a, b = (np.asarray(x) for x in ex.krylov_pilot(spec, closed.operator_diagonals(spec)[0],
+                                                            closed.initial_tensor(spec), 13))
     lam, U = np.linalg.eigh(H)
     for mm in (6, 12):
         taus = np.linspace(0.0, 0.4, 9)

@@ -120,10 +120,10 @@ def test_classical_gamma_scaling_and_ratio_window():
 @pytest.mark.parametrize("n", [4, 3])
 def test_chebyshev_matches_spectral_to_rounding(n):
     """Chebyshev on the compact parity sector (even sector for N = 4, odd for N = 3) against the dense block."""
-    import qbjax.charging as ch
+    from qbjax.representation import closed
 
     m = qb.DickeBattery(n, 0.5, 1.0, cutoff=50)
-    layout = ch._sector_layout(m.spec())
+    layout = closed.sector_layout(m.spec())
     assert layout is not None and layout.shape == (2, 25, (n + 2) // 2)
     ts = qb.time_grid(m, num_times=201)
     a = qb.charge(m, ts, method="spectral")
@@ -145,7 +145,8 @@ def test_chebyshev_matches_spectral_to_rounding(n):
 def test_working_cutoff_window():
     """A generous cutoff: Chebyshev runs in the model's working Fock window, checked by a leakage bound,
     and gives the full-cutoff result; a window too small for the dynamics falls back to the full cutoff."""
-    import qbjax.charging as ch
+    import qbjax.expansions as ex
+    from qbjax.representation import closed
     from qbjax.model import Spec, term
     from qbjax.operators import Boson, Spin
 
@@ -153,14 +154,14 @@ def test_working_cutoff_window():
     assert m.working_cutoffs() == (("a", 16 * -(-qb.models.default_cutoff(4, 0.05) // 16)),)
     assert qb.DickeBattery(4, 0.05, 1.0).working_cutoffs() == ()  # the default cutoff is the working one
     spec, ts = m.spec(), qb.time_grid(m, num_times=201)
-    full = ch._expansion(spec, ts, "chebyshev", ())
+    full = ex.expansion(spec, ts, "chebyshev", ())
     seen = []
-    run = ch._chebyshev_run
+    run = ex.chebyshev_run
     try:
-        ch._chebyshev_run = lambda s, *a, **k: seen.append(s.dims) or run(s, *a, **k)
+        ex.chebyshev_run = lambda s, *a, **k: seen.append(s.dims) or run(s, *a, **k)
         win = qb.charge(m, ts, method="chebyshev")
     finally:
-        ch._chebyshev_run = run
+        ex.chebyshev_run = run
     assert seen == [(m.working_cutoffs()[0][1], 5)]  # one run, in the window
     np.testing.assert_allclose(win.energy, full.energy, atol=1e-11)
     np.testing.assert_allclose(win.d_energy, full.d_energy, atol=1e-10)
@@ -169,11 +170,11 @@ def test_working_cutoff_window():
 
     # a window of 7 levels (3 above the initial Fock state): the bound exceeds the tolerance, the
     # full cutoff runs; the bound is an upper bound of the actual difference
-    assert ch._windowed(spec, ts, (("a", 7),)) is None
-    spec_w, axis, G = ch._window_spec(spec, (("a", 7),))
-    traj, _, top = ch._chebyshev_run(spec_w, ts, ch._chebyshev_plan(spec_w, ts), series=True)
-    leak = ch._leakage(G, ts, np.asarray(top)[:, 0]) / ch._WINDOW_SAFETY
-    norm_b = ch._operator_norm(spec.space, spec.battery)
+    assert ex.windowed(spec, ts, (("a", 7),)) is None
+    spec_w, axis, G = closed.fock_window(spec, (("a", 7),))
+    traj, _, top = ex.chebyshev_run(spec_w, ts, ex.chebyshev_plan(spec_w, ts), series=True)
+    leak = ex.leakage(G, ts, np.asarray(top)[:, 0]) / ex.WINDOW_SAFETY
+    norm_b = closed.operator_norm(spec.space, spec.battery)
     err = np.abs(np.asarray(traj.energy) - np.asarray(full.energy))
     assert np.all(err <= 2 * norm_b * leak + norm_b * leak**2 + 1e-12)
     assert err.max() > 1e-9  # a case where the window matters
@@ -183,4 +184,4 @@ def test_working_cutoff_window():
     spec = Spec(space=space, charger=(term(1.0, "a.a", "a.adag"),), battery=(term(1.0, "b.jz"),),
                 coupling=(term(0.1, "a.a", "b.jp"), term(0.1, "a.adag", "b.jm")), battery_dofs=("b",),
                 initial=(("a", 2), ("b", -1)), classical_initial={})
-    assert ch._window_spec(spec, (("a", 10),)) is None
+    assert closed.fock_window(spec, (("a", 10),)) is None

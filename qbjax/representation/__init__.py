@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .model import Charge, Spec, Term
+from ..model import Charge, Spec, Term
 
 __all__ = [
     "Basis",

@@ -1,0 +1,398 @@
+"""Chebyshev and Krylov propagation of a closed Spec: planning on the host, one compiled run.
+
+:func:`expansion` is what ``charge`` runs for ``method="chebyshev"`` (and
+``"auto"`` above the dense limit) and ``"krylov"``: it plans the run from
+concrete parameters and a uniform grid (:func:`chebyshev_plan`,
+:func:`krylov_plan`), tries a model's working Fock window first
+(:func:`windowed`, kept only under a leakage bound), and checks the
+Chebyshev enclosure a posteriori.  The propagators themselves live in
+:mod:`qbjax.dynamics.chebyshev` and :mod:`qbjax.dynamics.krylov`; the
+operators they act with come from :mod:`qbjax.representation.closed`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import representation as rep
+from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms, evaluation_costs
+from .model import Spec
+from .representation.closed import (closed_operators, evaluation_terms, fock_window, initial_tensor, operator_diagonals,
+                                    operator_norm, real_operators, sector_layout, tensor_masks, truncated_axes)
+from .trajectory import Trajectory, energy_bound, finite_status
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 * 2**30
+
+
+#: Fixed cost of one product in the recursion loop (XLA dispatches several
+#: small kernels per iteration, ~0.15 ms on a 2-core CPU), in state-entry
+#: operations: it dominates for small states (a 7000-entry Dicke battery) and
+#: favours longer chunks there.
+_LOOP_OVERHEAD = 1.5e5
+
+
+#: Largest Chebyshev argument per chunk (the moment matrices cost ``K^2`` per
+#: state entry, the products ``K`` times the operator's terms), and memory cap
+#: of one chunk's stored vectors: 4 GiB or a sixth of the machine, whichever is
+#: less (XLA's temporaries add to the estimate; measured peaks are in
+#: benchmarks/results/spin_chain.json).
+CHEB_MAX_ARGUMENT, _CHEB_MEMORY = 250.0, min(2**32, _physical_memory() // 6)
+
+
+#: Host cost of the ``S x K3`` Bessel coefficients (once per run, ~2.5 us each
+#: in scipy) in the plan's units (~0.12 ns per state entry): it decides small
+#: states with long windows (a 20-spin Dicke battery's 96-photon working window:
+#: 30 ms of coefficients for a 17 ms run at 40 save times per chunk).
+_COEFF_COST = 2.0e4
+
+
+#: ... counted only for states up to this size: above it the run dominates, and
+#: the unit (fitted on the Dicke battery) overstates the table (a 16-spin chain
+#: split its one real chunk in two: 0.31 -> 0.61 s).
+_COEFF_MAX_SIZE = 2**14
+
+
+def expansion(spec: Spec, ts, method: str, working_cutoffs=()) -> Trajectory | None:
+    """Closed dynamics of a large time-independent ``H`` by Chebyshev (``"auto"``, ``"chebyshev"``) or Krylov.
+
+    ``"krylov"`` adapts to the spectral measure of the initial state instead
+    of the whole spectrum; it falls back to Chebyshev (with a warning) when
+    no basis of at most 64 vectors reaches one save interval or a step
+    misses its error bound.  It is not chosen automatically: its pilot run
+    costs ~65 products, and on the seed models measured here (16-spin
+    chains, a 20-spin Dicke battery with a 330-photon cavity) Chebyshev with
+    moment matrices was 3-6x faster, because these states' spectral measures
+    reach across most of the spectrum.  ``None`` when neither applies
+    (traced parameters, a non-uniform grid).
+
+    ``working_cutoffs`` (:meth:`~qbjax.model.AbstractBattery.working_cutoffs`)
+    first tries Chebyshev in a smaller Fock space (:func:`windowed`).
+    """
+    if method != "krylov" and working_cutoffs:
+        traj = windowed(spec, ts, working_cutoffs)
+        if traj is not None:
+            return traj
+    if method == "krylov":
+        kplan = krylov_plan(spec, ts)
+        if kplan is not None:
+            traj = krylov_run(spec, ts, kplan)
+            if traj is not None:
+                return traj
+    cplan = chebyshev_plan(spec, ts)
+    if cplan is None:
+        return None
+    if method == "krylov":
+        warnings.warn("method='krylov': no basis of at most 64 vectors reaches one save interval within "
+                      f"{_KRYLOV_TOL:.0e}, or a step's error bound exceeded {_KRYLOV_ACCEPT:.0e}; "
+                      "using 'chebyshev'", stacklevel=3)
+    traj, growth = chebyshev_run(spec, ts, cplan)
+    if growth > 1.0 + _CHEB_GROWTH_TOL:
+        # the Lanczos estimate missed part of the spectrum (a Chebyshev
+        # vector grew): redo with the rigorous Gershgorin enclosure
+        traj, growth = chebyshev_run(spec, ts, chebyshev_plan(spec, ts, tight=False))
+    return traj
+
+
+#: Krylov basis sizes the plan chooses from, the pilot's error bound per step,
+#: and the largest bound any step may meet before the run is redone by
+#: Chebyshev.  In exact arithmetic every step has the pilot's ``T``; in
+#: floating point each step leaves ~1e-16 of the state in far eigenvectors,
+#: which later Lanczos runs resolve at the expense of the bulk (a 20-spin
+#: Dicke battery with a 330-photon cavity, planned at 3e-13 per step, met
+#: 1e-7 after 50 steps).  Planning at 1e-15 keeps every step near the plan.
+_KRYLOV_SIZES, _KRYLOV_TOL, _KRYLOV_ACCEPT = (8, 12, 16, 24, 32, 40, 48, 64), 1e-15, 1e-10
+
+
+def uniform_grid(spec: Spec, ts):
+    """``(n, dt)`` when the coefficients are concrete and ``ts`` is uniform from 0 (up to
+    linspace rounding, a few ulp of ``t[-1]``), else ``None`` (the expansions need both)."""
+    leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
+    if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
+        return None
+    t = np.asarray(ts)
+    n = t.shape[0] - 1
+    if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
+        return None
+    return n, float(t[-1]) / n
+
+
+def krylov_plan(spec: Spec, ts, diagonals=None):
+    """Static Krylov plan ``(m, s, n_steps, pilot, diagonals, cost)``, or ``None``.
+
+    A pilot Lanczos run from ``psi_0`` (its basis becomes the first step's)
+    gives ``T``; :func:`~qbjax.dynamics.krylov.error_bound` then gives, for
+    each basis size ``m``, the longest step (``s`` save intervals, a power of
+    two) whose error bound is below ``_KRYLOV_TOL``; the plan is the
+    cheapest per unit time.
+    """
+    from .dynamics.krylov import error_bound
+
+    uniform = uniform_grid(spec, ts)
+    if uniform is None:
+        return None
+    n, dt = uniform
+    size = math.prod(spec.dims)
+    sizes = [m for m in _KRYLOV_SIZES if m + 2 <= size and 3 * (m + 3) * size * 16 <= _CHEB_MEMORY]
+    if not sizes:
+        return None
+    diagonals = operator_diagonals(spec) if diagonals is None else diagonals
+    psi0 = initial_tensor(spec)
+    pilot = krylov_pilot(spec, diagonals[0], psi0, sizes[-1] + 1)
+    a, b = np.asarray(pilot[1]), np.asarray(pilot[2])
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    h_ops, eval_ops = 1 + len(off), 1 + len(evaluation_terms(spec))
+    best = None
+    grid = dt * np.arange(n + 1)
+    for m in sizes:
+        bound = error_bound(a, b, m, grid)
+        ok = np.nonzero(bound[1:] > _KRYLOV_TOL)[0]
+        s = n if ok.size == 0 else int(ok[0])  # bound[1 .. s] <= tol
+        if s < 1:
+            continue
+        s = 1 << (s.bit_length() - 1)  # powers of two: few compiled shapes across parameters
+        n_steps = -(-n // s)
+        k = m + 2
+        cost = n_steps * (3 * k * h_ops + 2 * k * k + 2 * k * k / 3 + 3 * k * eval_ops + 3 * s * k)
+        if best is None or cost < best[-1]:
+            best = (m, s, n_steps, cost)
+    if best is None:
+        return None
+    m, s, n_steps, cost = best
+    return m, s, n_steps, pilot, diagonals, cost
+
+
+@eqx.filter_jit
+def krylov_pilot(spec: Spec, D, psi0, steps: int):
+    from .dynamics.krylov import lanczos_basis
+
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    offdiag = rep.MatrixFree(spec.space, off)
+    return lanczos_basis(lambda x: D * x + offdiag(x), psi0, steps)
+
+
+def krylov_run(spec: Spec, ts, plan) -> Trajectory | None:
+    m, s, n_steps, pilot, diagonals, _ = plan
+    dt = float(np.asarray(ts)[-1]) / (np.asarray(ts).shape[0] - 1)
+    traj, bound = _krylov_jit(spec, ts, m, dt * np.arange(1, s + 1), n_steps, pilot, diagonals)
+    if not float(bound) <= _KRYLOV_ACCEPT:
+        return None
+    return traj
+
+
+@eqx.filter_jit
+def _krylov_jit(spec: Spec, ts, m: int, taus, n_steps: int, pilot, diagonals):
+    from .dynamics.krylov import krylov_moments
+
+    apply_H, apply_B, apply_C = closed_operators(spec, diagonals)
+    masks = tensor_masks(spec)
+    E, dE, d2E, var, top, bound = krylov_moments(apply_H, apply_B, initial_tensor(spec), n_steps, taus, m, masks,
+                                                 apply_C, pilot)
+    n1 = ts.shape[0]
+    E, dE, d2E, var, top = (x[:n1] for x in (E, dE, d2E, var, top))
+    top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
+    return Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "krylov", finite_status(E)), bound
+
+
+def chebyshev_run(spec: Spec, ts, plan, series: bool = False):
+    """``(trajectory, growth)``; with ``series`` also the top-level populations at every save time."""
+    coeffs, c, r, n_chunks, diagonals, mode, _ = plan
+    traj, growth, top = _chebyshev_jit(spec, ts, coeffs, jnp.asarray(c), jnp.asarray(r), n_chunks, diagonals, mode)
+    return (traj, float(growth), top) if series else (traj, float(growth))
+
+
+#: Fock windows (below ``WINDOW_FRACTION`` of the cutoff, :func:`fock_window`): the bound on
+#: ``|E_B - E_B(window)|`` must stay below ``_WINDOW_TOL * max(1, |H_B|)``;
+#: the leakage integral is taken on the save grid (upper sums) times a safety factor.
+_WINDOW_TOL, WINDOW_SAFETY = 1e-12, 10.0
+
+
+def leakage(G: float, ts, top) -> np.ndarray:
+    """``L(t) = safety * G * int_0^t sqrt(p_top)``: upper Riemann sums on the save grid."""
+    amp = np.sqrt(np.maximum(np.asarray(top), 0.0))
+    dt = np.diff(np.asarray(ts))
+    return WINDOW_SAFETY * G * np.concatenate([[0.0], np.cumsum(np.maximum(amp[1:], amp[:-1]) * dt)])
+
+
+def windowed(spec: Spec, ts, working_cutoffs) -> Trajectory | None:
+    """Chebyshev in a smaller Fock space, kept only when the leakage bound allows.
+
+    With ``P`` the projector on the window and ``psi_w(t)`` the windowed
+    evolution (``H_w = P H P``), Duhamel's formula gives
+    ``|psi(t) - psi_w(t)| <= L(t) = int_0^t |(1 - P) H psi_w(s)| ds
+    <= G int_0^t sqrt(p_top(s)) ds`` with ``p_top`` the population of the
+    window's top level (:func:`fock_window`).  ``p_top`` is known at the
+    save times; the integral is taken as an upper Riemann sum (the larger
+    neighbour on each interval) times ``WINDOW_SAFETY``.  Then
+    ``|E_B - E_B(window)| <= 2 |H_B| L + |H_B| L^2``; the result is kept when
+    that is below ``_WINDOW_TOL * max(1, |H_B|)``, and its top-level
+    population is reported as ``L^2`` (which bounds the full cutoff's top
+    level).  ``None`` (run at the full cutoff) otherwise.
+    """
+    found = fock_window(spec, working_cutoffs)
+    if found is None:
+        return None
+    spec_w, axis, G = found
+    plan = chebyshev_plan(spec_w, ts)
+    if plan is None:
+        return None
+    traj, growth, top = chebyshev_run(spec_w, ts, plan, series=True)
+    if growth > 1.0 + _CHEB_GROWTH_TOL:
+        return None
+    masks = truncated_axes(spec_w)
+    if axis not in masks:
+        return None
+    leak = leakage(G, ts, np.asarray(top)[:, masks.index(axis)])
+    norm_b = operator_norm(spec.space, spec.battery)
+    bound = 2 * norm_b * leak[-1] + norm_b * leak[-1] ** 2
+    if not bound <= _WINDOW_TOL * max(1.0, norm_b):
+        return None
+    full_masks = truncated_axes(spec)
+    top_full = np.asarray(traj.top_population).copy()
+    out = np.zeros(len(full_masks))
+    for i, a in enumerate(full_masks):
+        out[i] = min(1.0, leak[-1] ** 2) if a == axis else top_full[masks.index(a)]
+    return eqx.tree_at(lambda tr: tr.top_population, traj, jnp.asarray(out))
+
+
+#: Lanczos steps for the spectral estimate, its safety margin (fraction of the
+#: width), and the tolerated growth of ``max_k |phi_k|^2`` (1 for a valid enclosure).
+_LANCZOS_STEPS, LANCZOS_MARGIN, _CHEB_GROWTH_TOL = 24, 0.02, 1e-9
+
+
+def chebyshev_plan(spec: Spec, ts, tight: bool = True):
+    """Static plan ``(coeffs, c, r, n_chunks, diagonals)`` for :func:`_chebyshev_jit`, or ``None``.
+
+    Needs concrete coefficients (for the spectral enclosure and the number
+    of terms) and a uniform grid from 0.  ``H_B`` may be any Hermitian sum of terms.
+
+    The enclosure ``[c - r, c + r]`` starts from Gershgorin discs (rigorous,
+    but up to twice the true width for a spin chain) and, with ``tight``, is
+    narrowed to ``_LANCZOS_STEPS`` Lanczos steps' extreme Ritz values widened
+    by their residuals and a 2% margin.  The number of products is about
+    ``r t_max`` and the moment matrices cost ``(r t_max)^2``, so the narrowing
+    pays for its products several times over.  It is checked a posteriori:
+    ``|T_k(Ht) psi| <= |psi|`` for every ``k`` holds exactly when the
+    spectrum seen by ``psi`` lies in the enclosure, and :func:`charge` redoes
+    the run with the Gershgorin enclosure if a Chebyshev vector grew.
+    """
+    uniform = uniform_grid(spec, ts)
+    if uniform is None:
+        return None
+    n, dt = uniform
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    diagonals = operator_diagonals(spec)
+    # Gershgorin discs of the full matrix (rigorous): the centres are the
+    # diagonal, the radii bound the off-diagonal row sums term by term.
+    d = np.asarray(diagonals[0])
+    radius = rep.row_bound(spec.space, off)
+    lo, hi = float((d - radius).min()), float((d + radius).max())
+    size = math.prod(spec.dims)
+    if tight and size > 2 * _LANCZOS_STEPS and off:
+        lo_l, hi_l = lanczos_range(spec, diagonals)
+        lo, hi = max(lo, lo_l), min(hi, hi_l)
+    c, r = (hi + lo) / 2, max((hi - lo) / 2, 1e-300)
+    layout = sector_layout(spec)
+    if layout is not None:  # the run propagates one parity sector
+        size = math.prod(layout.shape)
+    # chunk length and evaluation mode of least estimated cost (per state entry)
+    h_ops = 1 + len(off)
+    eval_ops = 1 + len(evaluation_terms(spec))
+    # a real H keeps the first chunk's vectors real (the initial state is a basis
+    # state); later chunks start from complex states
+    real = real_operators(spec)
+    best = None
+    for s in range(1, n + 1):
+        if n % s or r * s * dt > max(CHEB_MAX_ARGUMENT, r * dt):
+            continue
+        # terms rounded up to a multiple of 8: nearby parameters often share one
+        # compiled shape, and the extra terms only add coefficients below 1e-17
+        K3 = 8 * math.ceil(chebyshev_terms(r * s * dt) / 8) + 3
+        # bytes per entry: real vectors when the whole run is one real chunk
+        entry = 8 if real and s == n else 16
+        memory = {"moments": (2 * K3 + 8) * size * entry, "states": (K3 + 5 * s + 8) * size * entry}
+        memory["states_matvec"] = memory["states"]
+        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops, paired=real)
+        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops, paired=real).items():
+            if memory[mode] > _CHEB_MEMORY and s > 1:
+                continue
+            loop = K3 * _LOOP_OVERHEAD / size
+            # moments: ~6 quadratic forms of S x K3^2 per chunk (at matrix-product speed), whatever the
+            # state size: they decide small states (a 10-spin Dicke sector of 825 entries: 0.044 s with
+            # moments at S = 100, 0.015 s by states)
+            quad = 8 * s * K3 * K3 / size if mode == "moments" else 0.0
+            coef = _COEFF_COST * s * K3 / size if size <= _COEFF_MAX_SIZE else 0.0
+            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + coef
+            if real:  # the first chunk at real-arithmetic cost
+                cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
+            if best is None or cost < best[0]:
+                best = (cost, s, K3 - 3, mode)
+    cost, s, K, mode = best
+    taus = dt * np.arange(1, s + 1)
+    # phase free: observables do not see exp(-i c t), and real H then combines in real arithmetic
+    return chebyshev_coefficients(c, r, taus, K, phase=False), c, r, n // s, diagonals, mode, cost
+
+
+def lanczos_range(spec: Spec, diagonals) -> tuple[float, float]:
+    """Extreme Ritz values of ``H`` after ``_LANCZOS_STEPS`` steps, widened by residual and margin."""
+    rng = np.random.default_rng(0)
+    v0 = rng.standard_normal(spec.dims)
+    if not rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling):
+        v0 = v0 + 1j * rng.standard_normal(spec.dims)
+    v0 = jnp.asarray(v0 / np.linalg.norm(v0))
+    a, b = (np.asarray(x) for x in _lanczos_jit(spec, diagonals[0], v0, _LANCZOS_STEPS))
+    m = len(a)
+    T = np.diag(a) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
+    theta, S = np.linalg.eigh(T)
+    # |H y - theta y| = b_m |s_m| for the Ritz pair (theta, y)
+    res = abs(b[m - 1]) * np.abs(S[m - 1])
+    width = theta[-1] - theta[0]
+    margin = LANCZOS_MARGIN * width
+    return float(theta[0] - res[0] - margin), float(theta[-1] + res[-1] + margin)
+
+
+@eqx.filter_jit
+def _lanczos_jit(spec: Spec, D, v0, steps: int):
+    """Plain Lanczos (no reorthogonalisation: only the extreme Ritz values are used)."""
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    offdiag = rep.MatrixFree(spec.space, off)
+
+    def step(carry, _):
+        v_prev, v, beta = carry
+        w = D * v + offdiag(v) - beta * v_prev
+        alpha = jnp.real(jnp.sum(jnp.conj(v) * w))
+        w = w - alpha * v
+        beta_new = jnp.sqrt(jnp.sum(jnp.abs(w) ** 2))
+        v_next = w / jnp.where(beta_new > 0, beta_new, 1.0)
+        return (v, v_next, beta_new), (alpha, beta_new)
+
+    _, (a, b) = jax.lax.scan(step, (jnp.zeros_like(v0), v0, jnp.zeros(())), None, length=steps)
+    return a, b
+
+
+@eqx.filter_jit
+def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, diagonals, mode: str):
+    layout = sector_layout(spec)
+    apply_H, apply_B, apply_C = closed_operators(spec, diagonals, layout)
+    masks = tensor_masks(spec)
+    psi0 = initial_tensor(spec)
+    if layout is not None:
+        masks = tuple(layout.compact(m) for m in masks)
+        psi0 = layout.compact(psi0)
+    E, dE, d2E, var, top, growth = chebyshev_moments(apply_H, apply_B, psi0, n_chunks, coeffs, c,
+                                                     r, masks, apply_C, mode, real_operators=real_operators(spec))
+    series = top
+    top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
+    traj = Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "chebyshev", finite_status(E))
+    return traj, growth, series

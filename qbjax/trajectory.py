@@ -1,0 +1,92 @@
+"""The common result of every propagator: :class:`Trajectory`, and the truncation check."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .model import Spec
+from .status import NONFINITE, flag
+from .status import check as check_status
+
+__all__ = ["Trajectory", "TruncationWarning", "TRUNCATION_TOL", "warn_truncation", "finite_status", "energy_bound"]
+
+
+#: Default tolerance on the population of the highest kept Fock level.
+TRUNCATION_TOL = 1e-6
+
+
+class TruncationWarning(UserWarning):
+    """The highest kept level of a truncated mode holds too much population."""
+
+
+class Trajectory(eqx.Module):
+    """The battery's energy on a time grid, with what the figures of merit need.
+
+    Attributes:
+        ts: times ``(T,)``.
+        energy: ``E_B(t)``, zero in the battery's ground state.
+        d_energy, d2_energy: ``dE_B/dt`` and ``d^2E_B/dt^2`` under the
+            Hamiltonian in force at ``t`` (exact, not finite differences).
+        variance: ``<H_B^2> - <H_B>^2`` (0 for classical dynamics).
+        top_population: per truncated mode, the largest population of its
+            top kept level over the grid ``(n_modes,)``.
+        energy_bound: an upper bound of ``E_B`` (certifies ``t_max``).
+        dynamics: ``"quantum"`` or ``"classical"``; method: the propagator.
+        status: a :mod:`qbjax.status` flag (``0``: no failure; one per point
+            under ``vmap``).  :func:`charge` checks it on the host and raises
+            :class:`~qbjax.status.SolverError`; inside your own ``jit`` read it
+            or call :meth:`check` outside.
+    """
+
+    ts: Float[Array, " T"]
+    energy: Float[Array, " T"]
+    d_energy: Float[Array, " T"]
+    d2_energy: Float[Array, " T"]
+    variance: Float[Array, " T"]
+    top_population: Float[Array, " modes"]
+    energy_bound: Array
+    dynamics: str = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+
+    def check(self) -> Trajectory:
+        """Raise :class:`~qbjax.status.SolverError` if a concrete status reports a failure; returns ``self``."""
+        check_status(self.status, f"charge (method {self.method!r})")
+        return self
+
+    @property
+    def power(self):
+        """Average power ``E_B(t)/t`` (``0`` at ``t = 0``)."""
+        t = self.ts
+        return jnp.where(t > 0, self.energy / jnp.where(t > 0, t, 1.0), 0.0)
+
+
+def warn_truncation(traj: Trajectory, tol: float):
+    top = traj.top_population
+    if isinstance(top, jax.core.Tracer) or top.size == 0:
+        return
+    worst = float(jnp.max(top))
+    if not math.isfinite(worst):
+        raise FloatingPointError("non-finite population in the truncated modes: the dynamics diverged")
+    if worst > tol:
+        warnings.warn(
+            f"the highest kept Fock level reaches population {worst:.2e} > {tol:.0e}: "
+            "increase the cutoff (results are truncated)",
+            TruncationWarning,
+            stacklevel=3,
+        )
+
+
+def finite_status(x):
+    """The status flag of a result that must be finite (no host callback: checked by :func:`charge`)."""
+    return flag(~jnp.isfinite(x), NONFINITE)
+
+
+def energy_bound(spec: Spec):
+    return jnp.asarray(jnp.inf if spec.energy_bound is None else spec.energy_bound, jnp.float64)
