@@ -59,10 +59,20 @@ from .dynamics.schrodinger import moments_from_states
 from .expansions import expansion
 from .methods import SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
-from .representation.closed import (classical_view, initial_density_matrix, spectral_decomposition,
-                                    tensor_top, top_level_masks)
-from .states import (battery_ergotropy, battery_ergotropy_status, battery_hamiltonian, battery_state,
-                     battery_state_status)
+from .representation.closed import (
+    classical_view,
+    initial_density_matrix,
+    spectral_decomposition,
+    tensor_top,
+    top_level_masks,
+)
+from .states import (
+    battery_ergotropy,
+    battery_ergotropy_status,
+    battery_hamiltonian,
+    battery_state,
+    battery_state_status,
+)
 from .status import is_concrete, merge
 from .trajectory import TRUNCATION_TOL, Trajectory, TruncationWarning, energy_bound, finite_status, warn_truncation
 

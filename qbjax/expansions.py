@@ -24,8 +24,18 @@ import numpy as np
 from . import representation as rep
 from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms, evaluation_costs
 from .model import Spec
-from .representation.closed import (closed_operators, evaluation_terms, fock_window, initial_tensor, operator_diagonals,
-                                    operator_norm, real_operators, sector_layout, tensor_masks, truncated_axes)
+from .representation.closed import (
+    closed_operators,
+    evaluation_terms,
+    fock_window,
+    initial_tensor,
+    operator_diagonals,
+    operator_norm,
+    real_operators,
+    sector_layout,
+    tensor_masks,
+    truncated_axes,
+)
 from .trajectory import Trajectory, energy_bound, finite_status
 
 

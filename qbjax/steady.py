@@ -34,13 +34,13 @@ import scipy.sparse.linalg as spla
 
 from . import representation as rep
 from .charging import charge
-from .methods import resolve_method
-from .trajectory import Trajectory
 from .dynamics.rates import rate_generator, rate_steady_state
 from .linalg import solve
+from .methods import resolve_method
 from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
 from .status import NONFINITE, NOT_REACHED, check, flag, merge, settle
+from .trajectory import Trajectory
 
 __all__ = ["steady_state", "steady_figures", "charging_time", "charging_time_status", "open_charging", "OpenCharging",
            "SteadyFigures"]
@@ -166,8 +166,8 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
         physical = sector if spec.battery_levels is None else passive_energy_of_spectrum(
             pb, spec.battery_levels, spec.battery_degeneracies)
         return SteadyFigures(energy, variance, energy - physical, energy - sector, flags)
-    from .states import battery_hamiltonian
     from .metrics import ergotropy
+    from .states import battery_hamiltonian
 
     keep = [i for i, n in enumerate(spec.names) if n in spec.battery_dofs]
     rest = [i for i in range(len(spec.dims)) if i not in keep]

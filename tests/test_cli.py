@@ -65,3 +65,26 @@ def test_bad_input(args, needle):
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["sweep", "dicke", "--n", "4", "--g", "0.1,0.2", "--out", "/proc/nope/x.csv"], "--out /proc/nope/x.csv"),
+    (["reproduce", "oscillator", "--out", "/proc/forbidden"], "--out /proc/forbidden"),
+    (["sweep", "dicke", "--n", "4", "--g", "0.1:0.5:10000000", "--out", "unused.csv"], "--g"),
+    (["collide", "--levels", "1000000", "--time", "1"], "--levels 1000000"),
+    (["collide", "--protocol", "optimized", "--levels", "50", "--time", "5", "--collisions", "100000000"],
+     "--collisions 100000000"),
+    (["collide", "--time", "1e9"], "--time"),
+    (["charge", "dicke", "--n", "1000000"], "--n 1000000"),
+])
+def test_outputs_and_sizes_are_checked_before_any_work(args, needle, tmp_path, monkeypatch):
+    """Unwritable outputs and runs that cannot fit or finish here: exit 2, one line naming the parameter, at once."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    code, out, err = run(*args, "--json")
+    assert code == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert time.perf_counter() - start < 20
+    assert not (tmp_path / "unused.csv").exists()

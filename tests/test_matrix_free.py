@@ -37,7 +37,7 @@ SPACES = {
 
 
 def _dense(space, terms):
-    b = rep.Basis(space, rep._basis_indices(tuple(d.dim for _, d in space), None, None),
+    b = rep.Basis(space, rep.basis_indices(tuple(d.dim for _, d in space), None, None),
                   (tuple(d.dim for _, d in space), None, None))
     return np.asarray(rep.dense(space, terms, b))
 
@@ -64,13 +64,13 @@ def test_banded_path_choice():
     """The padded-slice path serves banded non-qubit spaces and declines qubit-only ones
     and spaces whose padding would grow the state too much."""
     space, terms = SPACES["dicke"]
-    assert rep._banded_plan(space, terms) is not None
+    assert rep.banded_plan(space, terms) is not None
     space, terms = SPACES["qubits"]
-    assert rep._banded_plan(space, terms) is None
+    assert rep.banded_plan(space, terms) is None
     # six qubits and a small boson: padding every qubit axis would grow the state 2^6-fold
     space = (("c", Boson(3)),) + tuple((f"q{i}", Qubit()) for i in range(6))
     terms = tuple(term(0.5, "c.a", f"q{i}.sx") for i in range(6))
-    assert rep._banded_plan(space, terms) is None
+    assert rep.banded_plan(space, terms) is None
     H = _dense(space, terms)
     x = np.random.default_rng(2).standard_normal(tuple(d.dim for _, d in space))
     got = np.asarray(rep.MatrixFree(space, terms)(jnp.asarray(x + 0j))).reshape(-1)

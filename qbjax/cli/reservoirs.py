@@ -15,64 +15,29 @@ from __future__ import annotations
 
 import math
 
-from .cli import UsageError, _base_parser, _number, _positive
-
-
-def _count(name, minimum):
-    """An integer ``>= minimum``; float notation allowed (``1e7``)."""
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise UsageError(f"--{name} must be an integer >= {minimum}, got {text!r}") from None
-        if not math.isfinite(value) or not value.is_integer() or value < minimum:
-            raise UsageError(f"--{name} must be an integer >= {minimum}, got {text!r}")
-        return int(value)
-
-    return parse
-
-
-def _nonneg(name):
-    def parse(text):
-        v = _number(float, name)(text)
-        if v < 0:
-            raise UsageError(f"--{name} must be >= 0, got {text!r}")
-        return v
-
-    return parse
-
-
-def _fraction(name):
-    def parse(text):
-        v = _number(float, name)(text)
-        if not 0.0 <= v <= 1.0:
-            raise UsageError(f"--{name} must be in [0, 1] (an energy density), got {text!r}")
-        return v
-
-    return parse
+from .common import UsageError, base_parser, count, interval, nonnegative, positive
 
 
 def charge_reservoirs_cli(argv) -> dict:
-    p = _base_parser("qbjax charge reservoirs")
-    p.add_argument("--n-charger", type=_count("n-charger", 1), default=100, help="charger spins N_C (1e7 allowed)")
-    p.add_argument("--n-battery", type=_count("n-battery", 1), default=2, help="spins per battery N_B")
-    p.add_argument("--batteries", type=_count("batteries", 1), default=1, help="number of batteries m")
-    p.add_argument("--pump", type=_nonneg("pump"), default=0.0, help="collective pump gamma_up >= 0 (Eq. 4)")
-    p.add_argument("--gamma-down", type=_positive("gamma-down"), default=1.0, help="collective decay gamma_down > 0")
-    p.add_argument("--temperature", type=_nonneg("temperature"), default=0.0,
+    p = base_parser("qbjax charge reservoirs")
+    p.add_argument("--n-charger", type=count("n-charger", 1), default=100, help="charger spins N_C (1e7 allowed)")
+    p.add_argument("--n-battery", type=count("n-battery", 1), default=2, help="spins per battery N_B")
+    p.add_argument("--batteries", type=count("batteries", 1), default=1, help="number of batteries m")
+    p.add_argument("--pump", type=nonnegative("pump"), default=0.0, help="collective pump gamma_up >= 0 (Eq. 4)")
+    p.add_argument("--gamma-down", type=positive("gamma-down"), default=1.0, help="collective decay gamma_down > 0")
+    p.add_argument("--temperature", type=nonnegative("temperature"), default=0.0,
                    help="reservoir temperature k_B T / (hbar omega0) >= 0 (0: the paper)")
-    p.add_argument("--individual-decay", type=_nonneg("individual-decay"), default=0.0,
+    p.add_argument("--individual-decay", type=nonnegative("individual-decay"), default=0.0,
                    help="individual decay rate of every spin >= 0 (mean field only)")
     p.add_argument("--shared", action="store_true", help="one reservoir for charger and all batteries (Eq. 2)")
-    p.add_argument("--charger-energy", type=_fraction("charger-energy"), default=1.0,
+    p.add_argument("--charger-energy", type=interval("charger-energy", 0.0, 1.0, what=" (an energy density)"), default=1.0,
                    help="initial charger energy density in [0, 1] (rounded to whole excitations)")
-    p.add_argument("--battery-energy", type=_fraction("battery-energy"), default=0.0,
+    p.add_argument("--battery-energy", type=interval("battery-energy", 0.0, 1.0, what=" (an energy density)"), default=0.0,
                    help="initial battery energy density in [0, 1]")
     p.add_argument("--method", choices=["auto", "exact", "meanfield", "lindblad"], default="auto")
     p.add_argument("--closure", choices=["full", "factorized"], default="full", help="mean-field closure")
-    p.add_argument("--t-max", type=_positive("t-max"), default=None, help="end of the window (units 1/gamma_down)")
-    p.add_argument("--num-times", type=_count("num-times", 2), default=401)
+    p.add_argument("--t-max", type=positive("t-max"), default=None, help="end of the window (units 1/gamma_down)")
+    p.add_argument("--num-times", type=count("num-times", 2), default=401)
     p.add_argument("--series", action="store_true", help="add the time series")
     p.add_argument("--grad", action="append", default=[], choices=["pump"],
                    help="d(mean battery energy density at t-max)/d gamma_up")
@@ -81,11 +46,11 @@ def charge_reservoirs_cli(argv) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from .dynamics.collective import WORKING_COPIES
-    from .models._common import ParameterError
-    from .models.reservoirs import AUTO_EXACT_ENTRIES, ReservoirBattery, charge_reservoirs, final_battery_energy
-    from .models.reservoirs import resolve_method as _resolve
-    from .representation import DENSE_MEMORY_LIMIT
+    from ..dynamics.collective import WORKING_COPIES
+    from ..models._common import ParameterError
+    from ..models.reservoirs import AUTO_EXACT_ENTRIES, ReservoirBattery, charge_reservoirs, final_battery_energy
+    from ..models.reservoirs import resolve_method as _resolve
+    from ..representation import DENSE_MEMORY_LIMIT
 
     n_thermal = 0.0 if args.temperature == 0 else 1.0 / math.expm1(1.0 / args.temperature)
     try:

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from .cli import UsageError, _base_parser, _count, _max_power_record, _number, _positive
-from .methods import CLOSED_NAMES
+from ..methods import CLOSED_NAMES
+from .common import UsageError, base_parser, count, max_power_record, number, positive
 
 
 def charge_spin_chain(argv) -> dict:
-    p = _base_parser("qbjax charge spin-chain")
-    p.add_argument("--n", type=_count("n", 1), default=4, help="number of spins N")
-    p.add_argument("--b", type=_positive("b"), default=1.0, help="field B of H_B (Eq. 2)")
-    p.add_argument("--g", type=_number(float, "g"), default=1.0, help="coupling g >= 0 (Eq. 4)")
-    p.add_argument("--field", type=_number(float, "field"), default=4.0, help="charging field omega (Eq. 6)")
-    p.add_argument("--alpha", type=_number(float, "alpha"), default=0.0, help="anisotropy, |alpha| <= 1 (Eq. 3)")
+    p = base_parser("qbjax charge spin-chain")
+    p.add_argument("--n", type=count("n", 1), default=4, help="number of spins N")
+    p.add_argument("--b", type=positive("b"), default=1.0, help="field B of H_B (Eq. 2)")
+    p.add_argument("--g", type=number(float, "g"), default=1.0, help="coupling g >= 0 (Eq. 4)")
+    p.add_argument("--field", type=number(float, "field"), default=4.0, help="charging field omega (Eq. 6)")
+    p.add_argument("--alpha", type=number(float, "alpha"), default=0.0, help="anisotropy, |alpha| <= 1 (Eq. 3)")
     p.add_argument("--couplings", choices=["nn", "power"], default="nn")
-    p.add_argument("--power", type=_number(float, "power"), default=1.0, help="p of g/|i-j|^p (Eq. 4b)")
+    p.add_argument("--power", type=number(float, "power"), default=1.0, help="p of g/|i-j|^p (Eq. 4b)")
     p.add_argument("--periodic", action="store_true", help="nearest-neighbour ring")
     p.add_argument("--classical", action="store_true", help="the mean-field chain (Eq. 20-21)")
-    p.add_argument("--t-max", type=_positive("t-max"), default=None)
-    p.add_argument("--num-times", type=_count("num-times", 3), default=None)
+    p.add_argument("--t-max", type=positive("t-max"), default=None)
+    p.add_argument("--num-times", type=count("num-times", 3), default=None)
     p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM",
                    help="d max_power / d PARAM (b, g, field, alpha, power)")
     args = p.parse_args(argv)
 
-    from .analysis import max_power_grad
-    from .charging import charge, time_grid
-    from .metrics import max_energy, max_power
-    from .models._common import ParameterError
-    from .models.spin_chain import MAX_N, SpinChainBattery, state_memory
+    from ..analysis import max_power_grad
+    from ..charging import charge, time_grid
+    from ..metrics import max_energy, max_power
+    from ..models._common import ParameterError
+    from ..models.spin_chain import MAX_N, SpinChainBattery, state_memory
 
     if args.n > MAX_N:
         raise UsageError(f"--n must be <= {MAX_N}: exact dynamics of {args.n} spins needs "
@@ -65,7 +65,7 @@ def charge_spin_chain(argv) -> dict:
         "model": "spin-chain",
         "dynamics": "classical" if args.classical else "quantum",
         "params": params,
-        **_max_power_record(mp),
+        **max_power_record(mp),
         "max_work": float(mw.energy),
         "time_of_max_work": float(mw.time),
         "method": traj.method,

@@ -11,54 +11,34 @@ from __future__ import annotations
 
 import math
 
-from .cli import UsageError, _base_parser, _count, _number, _positive
-from .methods import OPEN_NAMES
+from ..methods import OPEN_NAMES
+from .common import UsageError, base_parser, count, interval, nonnegative, number, positive
 
 ENGINE_FLAGS = ("omega_h", "beta_h", "beta_c", "gamma_h", "gamma_c", "g")
 #: Largest N of the full engine model (dimension 3^N (N + 1) collective, 6^N individual).
 FULL_MAX_N = 3
 
 
-def _open_interval(name):
-    def parse(text):
-        v = _number(float, name)(text)
-        if not 0.0 < v < 1.0:
-            raise UsageError(f"--{name} must be in (0, 1), got {text!r}")
-        return v
-
-    return parse
-
-
-def _nonnegative(name):
-    def parse(text):
-        v = _number(float, name)(text)
-        if v < 0:
-            raise UsageError(f"--{name} must be >= 0, got {text!r}")
-        return v
-
-    return parse
-
-
 def charge_heat_engine(argv) -> dict:
-    p = _base_parser("qbjax charge heat-engine")
-    p.add_argument("--n", type=_count("n", 1), default=10, help="number of batteries N (= engines)")
-    p.add_argument("--beta-omega", type=_number(float, "beta-omega"), default=-0.8,
+    p = base_parser("qbjax charge heat-engine")
+    p.add_argument("--n", type=count("n", 1), default=10, help="number of batteries N (= engines)")
+    p.add_argument("--beta-omega", type=number(float, "beta-omega"), default=-0.8,
                    help="beta_e omega0 of the effective bath (negative: charging)")
-    p.add_argument("--rate", type=_positive("rate"), default=0.1, help="effective rate Gamma_e")
-    p.add_argument("--omega0", type=_positive("omega0"), default=1.0, help="battery splitting")
+    p.add_argument("--rate", type=positive("rate"), default=0.1, help="effective rate Gamma_e")
+    p.add_argument("--omega0", type=positive("omega0"), default=1.0, help="battery splitting")
     p.add_argument("--protocol", choices=["collective", "individual"], default="collective")
-    p.add_argument("--eps", type=_open_interval("eps"), default=1e-3, help="deficit of Eq. 17, in (0, 1)")
-    p.add_argument("--env-rate", type=_nonnegative("env-rate"), default=0.0, help="environmental rate Gamma")
-    p.add_argument("--env-beta-omega", type=_number(float, "env-beta-omega"), default=None,
+    p.add_argument("--eps", type=interval("eps", 0.0, 1.0, closed=(False, False)), default=1e-3, help="deficit of Eq. 17, in (0, 1)")
+    p.add_argument("--env-rate", type=nonnegative("env-rate"), default=0.0, help="environmental rate Gamma")
+    p.add_argument("--env-beta-omega", type=number(float, "env-beta-omega"), default=None,
                    help="environment beta omega0 (default: zero temperature)")
     for name, helptext in (("omega-h", "engine level |2> energy"), ("beta-h", "hot-bath inverse temperature"),
                            ("beta-c", "cold-bath inverse temperature"), ("gamma-h", "hot-bath rate Gamma_h"),
                            ("gamma-c", "cold-bath rate Gamma_c"), ("g", "engine-battery coupling")):
-        p.add_argument(f"--{name}", type=_positive(name), default=None, help=helptext + " (full model)")
+        p.add_argument(f"--{name}", type=positive(name), default=None, help=helptext + " (full model)")
     p.add_argument("--effective", action="store_true",
                    help="with engine flags: solve the effective equation with the derived parameters")
-    p.add_argument("--t-max", type=_positive("t-max"), default=None, help="first time window (doubled as needed)")
-    p.add_argument("--num-times", type=_count("num-times", 3), default=81)
+    p.add_argument("--t-max", type=positive("t-max"), default=None, help="first time window (doubled as needed)")
+    p.add_argument("--num-times", type=count("num-times", 3), default=81)
     p.add_argument("--method", choices=list(OPEN_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM",
                    help="d charging_time / d PARAM (also of the steady energy density and ergotropy)")
@@ -68,10 +48,10 @@ def charge_heat_engine(argv) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from .analysis import replace_params
-    from .models._common import ParameterError
-    from .models.heat_engine import HeatEngineBattery, HeatEngineFull
-    from .steady import open_charging
+    from ..analysis import replace_params
+    from ..models._common import ParameterError
+    from ..models.heat_engine import HeatEngineBattery, HeatEngineFull
+    from ..steady import open_charging
 
     engine = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
     full = bool(engine)
@@ -157,7 +137,7 @@ def charge_heat_engine(argv) -> dict:
 
 def _closed_forms(n: int, beta_omega: float, omega0: float, protocol: str) -> dict:
     """Eq. 14 (energy density), Eq. 15 (large-N fluctuation) and Eq. 16 (ergotropy)."""
-    from .models.heat_engine import closed_form_steady
+    from ..models.heat_engine import closed_form_steady
 
     cf = closed_form_steady(1 if protocol == "individual" else n, beta_omega, omega0)
     if protocol == "individual":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import os
 
-from .cli import UsageError, _base_parser, _count, _positive
+from ..methods import CLOSED_NAMES, OPEN_NAMES
+from .common import UsageError, base_parser, charge_cost, check_budget, check_output, count, positive
 
 #: Options of the sweep itself (everything else is a model parameter).
 OPTIONS = ("metric", "out", "zip", "t_max", "num_times", "method", "memory_budget", "chunk_size", "no_progress",
@@ -49,22 +50,22 @@ def _split(argv):
 
 
 def cmd_sweep(argv) -> dict:
-    from .sweep import METRICS, SweepError, parse_range, sweep_models
+    from ..sweep import METRICS, SweepError, parse_range, sweep_models
 
     own, raw = _split(argv)
-    p = _base_parser("qbjax sweep")
+    p = base_parser("qbjax sweep")
     p.add_argument("model", help="battery model: " + ", ".join(sweep_models()))
     p.add_argument("--metric", action="append", default=[], help="figure of merit (repeat, or a,b): "
                    + ", ".join(METRICS))
     p.add_argument("--out", default=None, help="output file, .csv (default) or .json")
     p.add_argument("--zip", action="append", default=[], metavar="A,B", help="vary these swept parameters together")
-    p.add_argument("--t-max", type=_positive("t-max"), default=None, help="one window for all points")
-    p.add_argument("--num-times", type=_count("num-times", 3), default=None)
-    p.add_argument("--method", choices=["auto", "spectral", "chebyshev", "ode", "dense-ode", "rates", "lindblad"],
+    p.add_argument("--t-max", type=positive("t-max"), default=None, help="one window for all points")
+    p.add_argument("--num-times", type=count("num-times", 3), default=None)
+    p.add_argument("--method", choices=list(dict.fromkeys(CLOSED_NAMES + OPEN_NAMES)),
                    default="auto", help="propagator (see qbjax charge)")
-    p.add_argument("--memory-budget", type=_positive("memory-budget"), default=None, metavar="MiB",
+    p.add_argument("--memory-budget", type=positive("memory-budget"), default=None, metavar="MiB",
                    help="memory per device for one chunk, MiB")
-    p.add_argument("--chunk-size", type=_count("chunk-size", 1), default=None, help="points per device per chunk")
+    p.add_argument("--chunk-size", type=count("chunk-size", 1), default=None, help="points per device per chunk")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(own)
 
@@ -101,7 +102,7 @@ def cmd_sweep(argv) -> dict:
     if not swept:
         raise UsageError("give at least one swept parameter as --PARAM start:stop:num (or a,b,c); allowed: "
                          + ", ".join("--" + k.replace("_", "-") for k in allowed))
-    from .sweep import product, zipped
+    from ..sweep import product, zipped
 
     grid, used = None, set()
     for spec in args.zip:
@@ -126,18 +127,20 @@ def cmd_sweep(argv) -> dict:
     ext = os.path.splitext(out_path)[1].lower()
     if ext not in (".csv", ".json"):
         raise UsageError(f"--out must end in .csv or .json, got {out_path!r}")
+    check_output(out_path)
     for k in fixed:
         if isinstance(sig[k].default, int) and not isinstance(sig[k].default, bool) and float(fixed[k]).is_integer():
             fixed[k] = int(fixed[k])
-    from .sweep import _static_fields
+    from ..sweep.plan import static_fields
 
-    for k in _static_fields(cls) & set(fixed):  # sizes and cutoffs are integers
+    for k in static_fields(cls) & set(fixed):  # sizes and cutoffs are integers
         if isinstance(fixed[k], float) and fixed[k].is_integer():
             fixed[k] = int(fixed[k])
 
-    from .models._common import ParameterError
-    from .sweep import sweep
+    from ..models._common import ParameterError
+    from ..sweep import sweep
 
+    _check_sweep_budget(cls, fixed, swept, grid, args)
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
     try:
         res = sweep(cls, grid, metrics, t_max=args.t_max, num_times=args.num_times, method=args.method,
@@ -190,3 +193,23 @@ def _plain(x):
     if isinstance(x, np.bool_):
         return bool(x)
     return x
+
+
+def _check_sweep_budget(cls, fixed: dict, swept: dict, grid, args) -> None:
+    """Refuse a sweep whose estimated work (points x one charge at the first point) exceeds the machine."""
+    from ..models._common import ParameterError
+
+    first = {k: (v[0] if not isinstance(v, str) else v) for k, v in swept.items()}
+    try:
+        model = cls(**fixed, **first)
+    except (ParameterError, TypeError, ValueError):
+        return  # the sweep itself reports bad parameters
+    points = int(grid.size) if hasattr(grid, "size") else int(len(grid))
+    num_times = model.default_num_times() if args.num_times is None else args.num_times
+    if not hasattr(model, "spec"):
+        return
+    memory, operations = charge_cost(model, num_times)
+    name = max(swept, key=lambda k: len(swept[k]))
+    num = len(swept[name])
+    check_budget(name.replace("_", "-"), f"(num = {num}, {points} points)", memory=memory,
+                 operations=points * operations)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import re
 
+from .common import UsageError, base_parser, check_budget, number
+
 __all__ = ["cmd_collide"]
 
 # Protocol-dependent defaults for the units: the paper's classical protocols use
@@ -33,7 +35,6 @@ _ANGLE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)?\s*\*?\s*(
 
 def parse_angle(text: str, name: str) -> float:
     """Radians; a trailing ``pi`` multiplies by pi (``0.01pi``, ``pi/2``, ``1.5``)."""
-    from qbjax.cli import UsageError
 
     m = _ANGLE.match(text)
     if not m or (m.group(1) is None and m.group(2) is None):
@@ -52,36 +53,33 @@ def parse_angle(text: str, name: str) -> float:
 
 
 def _parser():
-    from qbjax.cli import _base_parser, _number
-
-    p = _base_parser("qbjax collide")
+    p = base_parser("qbjax collide")
     p.add_argument("--battery", default="oscillator", help="oscillator | spin | ladder (default oscillator)")
-    p.add_argument("--levels", type=_number(int, "levels"), default=250, help="battery levels d >= 2 (spin: 2j + 1)")
+    p.add_argument("--levels", type=number(int, "levels"), default=250, help="battery levels d >= 2 (spin: 2j + 1)")
     p.add_argument("--protocol", default="constant",
                    help="full-swap | greedy | constant | optimized (default constant)")
     p.add_argument("--theta", default=None,
                    help=f"swap angle for constant (and the optimiser's start), default {DEFAULT_THETA}")
-    p.add_argument("--q", type=_number(float, "q"), default=None,
+    p.add_argument("--q", type=number(float, "q"), default=None,
                    help="ground-state population of the units (default 0 for full-swap/greedy, 0.5 otherwise)")
-    p.add_argument("--coherence", type=_number(float, "coherence"), default=None,
+    p.add_argument("--coherence", type=number(float, "coherence"), default=None,
                    help="coherence c of the units (default 0 for full-swap/greedy, 1 otherwise)")
     p.add_argument("--phase", default="0", help="phase alpha of the units (radians, 'pi' allowed)")
-    p.add_argument("--time", type=_number(float, "time"), default=30.0, help="total time Omega tau (default 30)")
-    p.add_argument("--loss", type=_number(float, "loss"), default=0.0,
+    p.add_argument("--time", type=number(float, "time"), default=30.0, help="total time Omega tau (default 30)")
+    p.add_argument("--loss", type=number(float, "loss"), default=0.0,
                    help="damping gamma = 1 - exp(-kappa t0) between collisions, in [0, 1) (oscillator)")
-    p.add_argument("--collisions", type=_number(int, "collisions"), default=None,
+    p.add_argument("--collisions", type=number(int, "collisions"), default=None,
                    help="optimized: number of angles K (default: time/theta for coherent units, the greedy count else)")
-    p.add_argument("--steps", type=_number(int, "steps"), default=300, help="optimized: at most this many Adam steps")
-    p.add_argument("--learning-rate", type=_number(float, "learning-rate"), default=0.02,
+    p.add_argument("--steps", type=number(int, "steps"), default=300, help="optimized: at most this many Adam steps")
+    p.add_argument("--learning-rate", type=number(float, "learning-rate"), default=0.02,
                    help="optimized: Adam step size on the softmax logits")
     return p
 
 
 def _validate(args):
-    from qbjax.cli import UsageError
 
-    from ._model import BATTERIES
-    from ._protocols import PROTOCOLS
+    from ..collisional._model import BATTERIES
+    from ..collisional._protocols import PROTOCOLS
 
     if args.battery not in BATTERIES:
         raise UsageError(f"--battery must be one of {', '.join(BATTERIES)}, got {args.battery!r}")
@@ -121,28 +119,27 @@ def _validate(args):
         raise UsageError(f"--time must be >= --theta ({args.theta:.6g}) for one collision, got {args.time}")
 
 
-def _usage_error_class():
-    """``qbjax.cli.UsageError``; under ``python -m qbjax.cli`` also the ``__main__`` module's copy of it."""
-    import sys
-
-    from qbjax.cli import UsageError
-
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    other = getattr(main, "UsageError", None)
-    if spec is not None and spec.name == "qbjax.cli" and isinstance(other, type) and other is not UsageError:
-        return type("UsageError", (UsageError, other), {})
-    return UsageError
+def _check_budget(args) -> None:
+    """Refuse runs that cannot fit or finish here, before any work (``--levels``, ``--collisions``, ``--time``)."""
+    d = float(args.levels)
+    # collisions: the schedule's length, or at most time / (the smallest full-swap angle pi / (2 sqrt(d)))
+    if args.protocol == "optimized" and args.collisions is not None:
+        k, name, value = float(args.collisions), "collisions", args.collisions
+    elif args.protocol in ("constant", "optimized"):
+        k, name, value = args.time / args.theta, "time", args.time
+    else:
+        k, name, value = args.time * 2.0 * math.sqrt(d) / math.pi, "time", args.time
+    # the density matrix and a few temporaries; per collision O(d^2) (a few shifts and scalings)
+    check_budget("levels", args.levels, memory=12 * 8 * d * d)
+    per_run = k * 30.0 * d * d
+    runs = 3.0 * args.steps if args.protocol == "optimized" else 1.0  # Adam: forward and reverse per step
+    check_budget(name, value, memory=8 * k * (d + 16) * (2 if args.protocol == "optimized" else 1),
+                 operations=runs * per_run)
 
 
 def cmd_collide(argv: list[str]) -> dict:
     """Run one protocol and report the stored energy, ergotropy and power (see the module docstring)."""
-    from qbjax.cli import UsageError
-
-    try:
-        return _collide(argv)
-    except UsageError as e:
-        raise _usage_error_class()(str(e)) from None
+    return _collide(argv)
 
 
 def _attach_negative_angles(argv: list[str]) -> list[str]:
@@ -159,18 +156,18 @@ def _attach_negative_angles(argv: list[str]) -> list[str]:
 
 
 def _collide(argv: list[str]) -> dict:
-    from qbjax.cli import UsageError
 
     args = _parser().parse_args(_attach_negative_angles(argv))
     _validate(args)
+    _check_budget(args)
 
     import numpy as np
 
+    from ..collisional._bounds import coherent_limit, damped_oscillator_bound, full_swap_angles, incoherent_bound
+    from ..collisional._model import CollisionalModel, LadderBattery, QubitUnits
+    from ..collisional._propagate import collide
+    from ..collisional._protocols import constant_schedule, full_swap_schedule, greedy_schedule, optimize_schedule
     from ..models._common import ParameterError
-    from ._bounds import coherent_limit, damped_oscillator_bound, full_swap_angles, incoherent_bound
-    from ._model import CollisionalModel, LadderBattery, QubitUnits
-    from ._propagate import collide
-    from ._protocols import constant_schedule, full_swap_schedule, greedy_schedule, optimize_schedule
 
     try:
         battery = LadderBattery(args.battery, args.levels)

@@ -1,0 +1,102 @@
+"""The ``qbjax`` command (contract: shared CLI.md).
+
+Every command takes ``--json`` and then prints exactly one JSON object on
+stdout, with every parameter used (defaults included) under ``"params"``.
+Bad input exits with status 2 and one line on stderr that names the
+parameter and what is allowed; no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+import warnings
+
+from .common import MODEL_FLAGS, UsageError
+
+__all__ = ["main", "UsageError", "COMMANDS"]
+
+
+def _command(module: str, name: str):
+    """A command implemented in ``qbjax.cli.<module>`` (imported only when used)."""
+
+    def run(argv):
+        return getattr(importlib.import_module(f"qbjax.cli.{module}"), name)(argv)
+
+    return run
+
+
+#: Command name -> implementation, one module each.
+COMMANDS = {
+    "charge": _command("charge", "cmd_charge"),
+    "advantage": _command("advantage", "cmd_advantage"),
+    "collide": _command("collide", "cmd_collide"),
+    "sweep": _command("sweep", "cmd_sweep"),
+    "demo": _command("demo", "cmd_demo"),
+    "reproduce": _command("reproduce", "cmd_reproduce"),
+}
+
+
+def _print_human(out: dict):
+    for key, value in out.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {v}")
+        else:
+            print(f"{key}: {value}")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: qbjax {charge,advantage,collide,demo,reproduce} ... [--json]\n"
+              "  charge MODEL [--n N --g G --omega0 W ...] [--classical] [--t-max T] [--grad PARAM]\n"
+              "  advantage MODEL [--n N ...]\n"
+              "  collide --battery oscillator|spin|ladder --levels L --protocol full-swap|greedy|constant|optimized"
+              " [--theta T] [--q Q --coherence C --phase A] --time T [--loss G]\n  demo\n  reproduce [FIGURE]\n"
+              "  sweep MODEL --PARAM start:stop:num ... [--metric max_power] [--zip A,B] [--out FILE.csv]\n"
+              "  charge heat-engine [--n N --beta-omega B --rate R --protocol collective|individual --eps E]\n"
+              "  charge spin-chain [--n N --b B --g G --field W --alpha A --couplings nn|power --power P]\n"
+              f"models: {', '.join(MODEL_FLAGS)}, heat-engine, spin-chain")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"qbjax: unknown command {command!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    as_json = "--json" in rest
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = COMMANDS[command](rest)
+    except UsageError as e:
+        print(f"qbjax {command}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"qbjax {command}: error: {e}", file=sys.stderr)
+        return 2
+    notes = sorted({str(w.message) for w in caught if not str(w.message).startswith("Complex dtype")})
+    for note in notes:
+        print(f"qbjax {command}: warning: {note}", file=sys.stderr)
+    if notes and isinstance(out, dict):
+        out["warnings"] = notes
+    if _has_nan(out):
+        print(f"qbjax {command}: error: the computation produced NaN; see warnings above", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(out))
+    else:
+        _print_human(out)
+    return 0
+
+
+def _has_nan(obj) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_has_nan(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_nan(v) for v in obj)
+    return False

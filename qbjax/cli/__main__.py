@@ -1,0 +1,5 @@
+"""``python -m qbjax.cli``."""
+
+from . import main
+
+raise SystemExit(main())
