@@ -201,8 +201,11 @@ class AbstractBattery(eqx.Module):
 
     Concrete models are final classes that define their fields, ``spec``,
     ``with_n`` (the same battery with ``n`` units, for the collective
-    advantage) and ``time_scale`` (a natural charging time, used for default
-    time grids).
+    advantage), ``time_scale`` (a natural charging time), ``default_t_max``
+    (the default window) and ``name`` (the registry and CLI name,
+    :data:`qbjax.models.REGISTRY`).  What callers may use beyond those is
+    declared here too: ``default_num_times``, ``working_cutoffs``,
+    ``independent_units`` and ``params``.
     """
 
     @abc.abstractmethod
@@ -217,9 +220,22 @@ class AbstractBattery(eqx.Module):
     def time_scale(self) -> Array:
         """A natural time scale of charging (sets default ``t_max``)."""
 
+    @abc.abstractmethod
+    def default_t_max(self) -> Array:
+        """End of the default time grid (a few ``time_scale()``; traced, so it follows the couplings)."""
+
     def default_num_times(self) -> int:
         """Grid points for the default window (enough to resolve the fastest beat)."""
         return 401
+
+    def independent_units(self) -> tuple[AbstractBattery, int]:
+        """``(unit, copies)``: this battery as ``copies`` independent copies of ``unit``.
+
+        ``(self, 1)`` for a collective battery; a protocol that charges its
+        batteries separately (the heat engine's ``"individual"``) returns one
+        battery and ``N``, so steady states and sweeps solve the unit once.
+        """
+        return self, 1
 
     def working_cutoffs(self) -> tuple[tuple[str, int], ...]:
         """``((boson dof, levels),)``: Fock levels the dynamics over the default window needs, when

@@ -293,9 +293,7 @@ def open_charging(model: AbstractBattery, *, eps: float = 1e-3, t_max=None, num_
     if not (0.0 < eps < 1.0):
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     n = getattr(model, "n", 1)
-    unit, copies = model, 1
-    if getattr(model, "protocol", "collective") == "individual" and hasattr(model, "single"):
-        unit, copies = model.single(), n
+    unit, copies = model.independent_units()
     fig = steady_figures(unit, method=method)
     traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(model))
     T = unit.default_t_max() if t_max is None else t_max

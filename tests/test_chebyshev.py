@@ -5,11 +5,11 @@ import pytest
 
 import qbjax as qb
 import qbjax.expansions as ex
-from qbjax.representation import closed
 from qbjax import representation as rep
 from qbjax.model import Spec, term
 from qbjax.models.spin_chain import SpinChainBattery
 from qbjax.operators import Qubit
+from qbjax.representation import closed
 
 FIELDS = ("energy", "d_energy", "d2_energy", "variance")
 

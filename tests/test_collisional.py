@@ -62,7 +62,7 @@ from qbjax.collisional._channel import (
 )
 from qbjax.collisional._master import damping_kraus
 from qbjax.collisional._propagate import nested_scan
-from qbjax.models._common import ParameterError
+from qbjax.models import ParameterError
 
 D = 9  # levels of the small batteries (spin j = 4)
 KINDS = ("oscillator", "spin", "ladder")

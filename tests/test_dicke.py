@@ -146,9 +146,9 @@ def test_working_cutoff_window():
     """A generous cutoff: Chebyshev runs in the model's working Fock window, checked by a leakage bound,
     and gives the full-cutoff result; a window too small for the dynamics falls back to the full cutoff."""
     import qbjax.expansions as ex
-    from qbjax.representation import closed
     from qbjax.model import Spec, term
     from qbjax.operators import Boson, Spin
+    from qbjax.representation import closed
 
     m = qb.DickeBattery(4, 0.05, 1.0, cutoff=60)
     assert m.working_cutoffs() == (("a", 16 * -(-qb.models.default_cutoff(4, 0.05) // 16)),)

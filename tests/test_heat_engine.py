@@ -197,7 +197,7 @@ def test_full_engine_collective_n2_runs_lindblad():
 
 
 def test_bad_parameters():
-    from qbjax.models._common import ParameterError
+    from qbjax.models import ParameterError
 
     with pytest.raises(ParameterError, match="rate"):
         HeatEngineBattery(3, rate=0.0)

@@ -16,7 +16,7 @@ import pytest
 import qbjax  # noqa: F401  (float64)
 from qbjax.cli import main
 from qbjax.dynamics.cumulants import Collective, Individual, derive, initial_moments
-from qbjax.models._common import ParameterError
+from qbjax.models import ParameterError
 from qbjax.models.reservoirs import ReservoirBattery, charge_reservoirs, final_battery_energy
 
 

@@ -182,7 +182,7 @@ def test_max_work_is_refined():
 
 
 def test_bad_parameters():
-    from qbjax.models._common import ParameterError
+    from qbjax.models import ParameterError
 
     with pytest.raises(ParameterError, match="alpha"):
         SpinChainBattery(3, alpha=1.5)

@@ -90,7 +90,7 @@ def test_bad_requests_fail_before_any_work():
         sweep("oscillator", {"g": [1.0]}, "power")
     with pytest.raises(SweepError, match="unknown model 'dickey'"):
         sweep("dickey", {"g": [1.0]})
-    from qbjax.models._common import ParameterError
+    from qbjax.models import ParameterError
 
     with pytest.raises(ParameterError, match="g must be > 0"):
         sweep("dicke", {"g": [0.1, -0.2]})

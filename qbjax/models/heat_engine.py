@@ -153,6 +153,10 @@ class HeatEngineBattery(AbstractBattery):
         return HeatEngineBattery(1, self.beta_omega, self.rate, self.omega0, "collective", self.env_rate,
                                  self.env_beta_omega)
 
+    def independent_units(self) -> tuple[HeatEngineBattery, int]:
+        """``(single(), N)`` for the individual protocol, ``(self, 1)`` for the collective one."""
+        return (self.single(), self.n) if self.protocol == "individual" else (self, 1)
+
     def time_scale(self):
         """An estimate of the charging time ``tau_N`` (Eq. 17, ``eps = 10^-3``).
 

@@ -67,10 +67,7 @@ class _Point:
     @functools.cached_property
     def unit(self):
         """``(unit, copies)``: the individual protocol is ``N`` copies of one battery (as in ``open_charging``)."""
-        m = self.model
-        if getattr(m, "protocol", "collective") == "individual" and hasattr(m, "single"):
-            return m.single(), m.n
-        return m, 1
+        return self.model.independent_units()
 
     @functools.cached_property
     def steady(self):

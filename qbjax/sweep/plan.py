@@ -17,27 +17,10 @@ from .grid import Grid, SweepError
 
 
 def sweep_models() -> dict[str, type]:
-    """Battery models by CLI name (every family in :mod:`qbjax.models`, reservoirs included when present)."""
-    import importlib
-
+    """Battery models by name: :data:`qbjax.models.REGISTRY`."""
     from .. import models
 
-    out = dict(models.MODELS)
-    from ..models import HeatEngineBattery, HeatEngineFull, SpinChainBattery
-
-    out.setdefault("heat-engine", HeatEngineBattery)
-    out.setdefault("heat-engine-full", HeatEngineFull)
-    out.setdefault("spin-chain", SpinChainBattery)
-    try:  # families added later plug in through their module
-        res = importlib.import_module(".models.reservoirs", __package__)
-    except ImportError:
-        res = None
-    if res is not None and "reservoirs" not in out:
-        classes = [c for c in vars(res).values() if isinstance(c, type) and issubclass(c, AbstractBattery)
-                   and c is not AbstractBattery and c.__module__ == res.__name__ and not inspect.isabstract(c)]
-        if classes:
-            out["reservoirs"] = classes[0]
-    return out
+    return dict(models.REGISTRY)
 
 
 def _init_params(cls) -> list[str]:
