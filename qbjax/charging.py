@@ -156,6 +156,9 @@ def charge(
         A :class:`Trajectory`.  Jitted once per model structure and grid
         shape; ``jax.grad`` and ``jax.vmap`` pass through the model's leaves.
     """
+    native = model.native_method() if isinstance(model, AbstractBattery) else None
+    if native is not None:
+        return _checked(_native(model, native, ts, method, classical, switch), truncation_tol)
     spec = model.spec() if isinstance(model, AbstractBattery) else model
     if ts is None:
         if not isinstance(model, AbstractBattery):
@@ -202,6 +205,19 @@ def check_grid(ts, name: str = "ts") -> None:
     if np.any(np.diff(t) < 0):
         k = int(np.flatnonzero(np.diff(t) < 0)[0])
         raise ValueError(f"{name} must be non-decreasing, but {name}[{k + 1}] = {t[k + 1]:g} < {name}[{k}] = {t[k]:g}")
+
+
+def _native(model: AbstractBattery, native: str, ts, method, classical: bool, switch) -> Trajectory:
+    """A family with its own propagator (the collision map): its method only, its own time points."""
+    chosen = as_method(method)
+    if chosen.key not in ("auto", native):
+        raise ValueError(f"a {model.name} battery takes method 'auto' or {native!r}, got {chosen.key!r}")
+    if ts is not None or classical or switch is not None:
+        raise ValueError(f"a {model.name} battery's times are its schedule's: ts, classical and switch "
+                         "do not apply")
+    from .collisional._propagate import collisions_trajectory
+
+    return collisions_trajectory(model, chosen if chosen.key == native else None)
 
 
 def _checked(traj: Trajectory, tol: float) -> Trajectory:

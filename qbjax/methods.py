@@ -18,6 +18,7 @@ class                   alias               what runs
 :class:`Lindblad`       ``"lindblad"``      dense density matrix (open systems)
 :class:`Rates`          ``"rates"``         rate equation on populations (open systems that stay diagonal)
 :class:`Hamilton`       ``"classical"``     Hamilton flow of the classical analog (``classical=True``)
+:class:`Collisions`     ``"collisions"``    the collision map of a collisional battery (its native method)
 ======================  ==================  =======================================================
 
 The adaptive methods (``ODE``, ``Lindblad``, ``Rates``, ``Hamilton``) carry
@@ -35,7 +36,7 @@ from . import representation as rep
 from .dynamics.options import ODEOptions
 from .model import Spec
 
-__all__ = ["Method", "Auto", "Spectral", "Chebyshev", "Krylov", "ODE", "Lindblad", "Rates", "Hamilton", "ALIASES",
+__all__ = ["Method", "Auto", "Spectral", "Chebyshev", "Krylov", "ODE", "Lindblad", "Rates", "Hamilton", "Collisions", "ALIASES",
            "as_method", "resolve_method", "SPECTRAL_MAX_DIM", "CLOSED_NAMES", "OPEN_NAMES"]
 
 #: Largest dense block diagonalised by :class:`Auto`.
@@ -118,6 +119,20 @@ class Hamilton(Method):
     options: ODEOptions | None = None
 
 
+class Collisions(Method):
+    """The collision map of a collisional battery (seed 003): one point per collision.
+
+    ``mode``: ``"auto"`` (populations for incoherent units, else the density
+    matrix), ``"populations"`` or ``"density"``; ``checkpoint``: chunk length
+    of the nested, checkpointed scan (``"auto"``: ``sqrt(K)`` for long
+    density runs; ``None``: a flat scan).
+    """
+
+    name: ClassVar[str] = "collisions"
+    mode: str = eqx.field(static=True, default="auto")
+    checkpoint: int | str | None = eqx.field(static=True, default="auto")
+
+
 #: The one name-to-method table: string aliases of ``charge(method=...)``, the CLI's ``--method`` choices.
 ALIASES: dict[str, Method] = {
     "auto": Auto(),
@@ -129,6 +144,7 @@ ALIASES: dict[str, Method] = {
     "lindblad": Lindblad(),
     "rates": Rates(),
     "classical": Hamilton(),
+    "collisions": Collisions(),
 }
 #: Aliases for closed and for dissipative specs (``"classical"`` is ``classical=True``).
 CLOSED_NAMES = ("auto", "spectral", "chebyshev", "krylov", "ode", "dense-ode")

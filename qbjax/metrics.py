@@ -80,7 +80,9 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
             point; 12 is far more than needed).
         warn: warn when the maximum is at the end of the grid.
     """
-    out = _max_power(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, traj.energy_bound, newton_steps)
+    discrete = bool(getattr(traj, "discrete", False))
+    out = _max_power(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, traj.energy_bound,
+                     0 if discrete else newton_steps, discrete)
     if warn and not isinstance(out.power, jax.core.Tracer) and out.power.ndim == 0 and bool(out.at_boundary):
         warnings.warn("maximum power at the end of the time grid: increase t_max", stacklevel=2)
     return out
@@ -97,7 +99,7 @@ def _local_interpolant(ts, E, dE, d2E, lo, hi):
 
 
 @eqx.filter_jit
-def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int) -> MaxPower:
+def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int, discrete: bool = False) -> MaxPower:
     n = ts.shape[0]
     P = jnp.where(ts > 0, E / jnp.where(ts > 0, ts, 1.0), -jnp.inf)
     i = jnp.argmax(P)
@@ -122,7 +124,8 @@ def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int) -> MaxPower:
     tau = jnp.where(better, tau, ts[i])
     energy = jnp.where(better, e_tau, E[i])
     power = energy / tau
-    at_boundary = (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
+    # the end of the grid: power still rising there (a discrete map cannot tell: any last point)
+    at_boundary = (i == n - 1) if discrete else (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
     certified = ts[-1] * power >= energy_bound * (1 - 1e-12)
     return MaxPower(power, tau, energy, at_boundary, certified)
 
@@ -141,7 +144,8 @@ def max_energy(traj, newton_steps: int = 12) -> MaxEnergy:
     the two intervals around the grid maximum (as for :func:`max_power`);
     the time carries no gradient (envelope theorem).
     """
-    return _max_energy(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, newton_steps)
+    steps = 0 if getattr(traj, "discrete", False) else newton_steps  # a collision map: no refinement
+    return _max_energy(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, steps)
 
 
 @eqx.filter_jit

@@ -228,6 +228,10 @@ class AbstractBattery(eqx.Module):
         """Grid points for the default window (enough to resolve the fastest beat)."""
         return 401
 
+    def native_method(self) -> str | None:
+        """The alias of a method only this family runs (``"collisions"``), else ``None`` (``charge`` chooses)."""
+        return None
+
     def independent_units(self) -> tuple[AbstractBattery, int]:
         """``(unit, copies)``: this battery as ``copies`` independent copies of ``unit``.
 

@@ -42,6 +42,10 @@ class Trajectory(eqx.Module):
             under ``vmap``).  :func:`charge` checks it on the host and raises
             :class:`~qbjax.status.SolverError`; inside your own ``jit`` read it
             or call :meth:`check` outside.
+        discrete: the energy exists only at the grid points (a collision
+            map: one point per collision); ``d_energy`` and ``d2_energy``
+            are then zero and the figures of merit do not refine between
+            points.
     """
 
     ts: Float[Array, " T"]
@@ -54,6 +58,7 @@ class Trajectory(eqx.Module):
     dynamics: str = eqx.field(static=True)
     method: str = eqx.field(static=True)
     status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+    discrete: bool = eqx.field(static=True, default=False)
 
     def check(self) -> Trajectory:
         """Raise :class:`~qbjax.status.SolverError` if a concrete status reports a failure; returns ``self``."""

@@ -53,15 +53,15 @@ from qbjax.collisional import (
     stored_energy,
     stored_energy_and_grad,
 )
-from qbjax.collisional._channel import (
-    _collide_density,
+from qbjax.collisional._master import damping_kraus
+from qbjax.dynamics.collisions import (
     collide_density,
+    collide_density_autodiff,
     damp_density,
     damping_coefficients,
     energy_gain,
+    nested_scan,
 )
-from qbjax.collisional._master import damping_kraus
-from qbjax.collisional._propagate import nested_scan
 from qbjax.models import ParameterError
 
 D = 9  # levels of the small batteries (spin j = 4)
@@ -425,7 +425,7 @@ def test_hand_written_reverse_mode_of_a_collision_is_autodiffs():
 
     @jax.jit
     def both(args, lam):
-        return jax.vjp(collide_density, *args)[1](lam), jax.vjp(_collide_density, *args)[1](lam)
+        return jax.vjp(collide_density, *args)[1](lam), jax.vjp(collide_density_autodiff, *args)[1](lam)
 
     mine, ref = both(args, lam)
     for a, b in zip(mine, ref):

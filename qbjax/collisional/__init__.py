@@ -3,8 +3,11 @@
 A battery (oscillator, spin or uniform ladder; :class:`LadderBattery`) is
 charged by qubit units in the state of Eq. 1 (:class:`QubitUnits`) through the
 exchange interaction of Eq. 2, one collision per swap angle ``theta_k``, with
-optional damping between collisions (Eq. 21).  :func:`collide` runs a
-schedule in one ``lax.scan``; :mod:`._protocols` builds the schedules
+optional damping between collisions (Eq. 21).  :class:`CollisionalModel` is
+a battery model like the others: ``qb.charge(model.with_schedule(thetas))``
+returns the common :class:`~qbjax.Trajectory` (one point per collision) through
+the collision map of :mod:`qbjax.dynamics.collisions`.  :func:`collide` runs a
+schedule in one ``lax.scan`` and returns the richer :class:`CollisionTrajectory`; :mod:`._protocols` builds the schedules
 (full-swap, greedy, constant, optimised); :mod:`._bounds` holds the
 incoherent bounds and coherent limits; :mod:`._master` is the independent
 master-equation path of App. A.

@@ -1,6 +1,6 @@
 """Appendix A: the master-equation form of sequential charging, an independent dense path.
 
-Nothing here uses the block structure of :mod:`._channel`; everything is dense
+Nothing here uses the block structure of :mod:`qbjax.dynamics.collisions`; everything is dense
 ``d x d`` (or ``2d x 2d``) linear algebra, ``O(d^3)`` per collision, so it serves
 as a check of the fast scan (tests, notebook) and for the driving limit.
 

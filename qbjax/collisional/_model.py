@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ..model import AbstractBattery, Spec, term
 from ..models._common import ParameterError, check_real, check_size
+from ..operators import Boson
 
 __all__ = [
     "BATTERIES",
@@ -161,7 +163,7 @@ def damping_terms(gamma: float, levels: int, tail: float = DAMPING_TAIL) -> int:
     return n
 
 
-class CollisionalModel(eqx.Module):
+class CollisionalModel(AbstractBattery):
     """Battery + qubit units + damping between collisions.
 
     Arguments:
@@ -172,15 +174,24 @@ class CollisionalModel(eqx.Module):
         damping_terms: binomial terms kept in Eq. 21 (static); default from
             :func:`damping_terms` at the given (concrete) ``loss``; pass it
             explicitly to trace or vmap ``loss``.
+        schedule: the swap angles ``theta_k = Omega t_k`` ``(K,)`` (an array
+            leaf: ``jax.grad`` and optax act on it), or ``None``; see
+            :meth:`with_schedule`.
+
+    A battery model like the others: ``qb.charge(model.with_schedule(thetas))``
+    returns the common :class:`~qbjax.Trajectory`, one point per collision
+    (plus ``t = 0``), through the collision map (``qb.methods.Collisions``).
+    Energies are in units of the ladder spacing ``E``, times are ``Omega tau``.
     """
 
     battery: LadderBattery
     units: QubitUnits
     loss: Float[Array, ""]
     damping_terms: int = eqx.field(static=True)
+    schedule: Array | None = None
 
     def __init__(self, battery: LadderBattery, units: QubitUnits | None = None, loss=0.0,
-                 damping_terms: int | None = None):
+                 damping_terms: int | None = None, schedule=None):
         if not isinstance(battery, LadderBattery):
             raise ParameterError(f"battery must be a LadderBattery, got {type(battery).__name__}")
         self.battery = battery
@@ -197,10 +208,58 @@ class CollisionalModel(eqx.Module):
         if self.damping_terms > 0 and battery.kind != "oscillator":
             raise ParameterError(f"loss must be 0 for the {battery.kind} battery "
                                  "(Eq. 21 is the bosonic damping channel of the oscillator)")
+        self.schedule = None if schedule is None else check_schedule(schedule)
 
     @property
     def lossy(self) -> bool:
         return self.damping_terms > 0
+
+    def with_schedule(self, thetas) -> CollisionalModel:
+        """The same battery and units charged by the swap angles ``thetas`` (checked when concrete)."""
+        return CollisionalModel(self.battery, self.units, self.loss, self.damping_terms, thetas)
+
+    # -- AbstractBattery ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return "collisional"
+
+    def native_method(self) -> str:
+        return "collisions"
+
+    def spec(self, classical: bool = False) -> Spec:
+        """The battery ladder alone: ``H_B = sum_n n |n><n|`` (units of ``E``), starting in ``|0>``.
+
+        The chargers are a stream of qubit units, one per collision, that
+        the collision map traces out; they are not part of this spec.
+        """
+        d = self.battery.levels
+        return Spec(space=(("b", Boson(d)),), charger=(), battery=(term(1.0, "b.n"),), coupling=(),
+                    battery_dofs=("b",), initial=(("b", 0),), classical_initial={}, energy_bound=float(d - 1))
+
+    def with_n(self, n: int) -> CollisionalModel:
+        raise ValueError("a collisional battery has no number of units N (the collective advantage is not defined)")
+
+    def time_scale(self):
+        """A quarter of the first full swap: ``pi / (2 g_0)`` (units of ``1/Omega``)."""
+        return jnp.pi / (2.0 * self.battery.coupling[0])
+
+    def default_t_max(self):
+        """The schedule's total time ``sum theta_k``."""
+        if self.schedule is None:
+            raise ValueError("a collisional model needs a schedule: model.with_schedule(thetas)")
+        return jnp.sum(self.schedule)
+
+    def default_num_times(self) -> int:
+        """One point per collision, plus ``t = 0``."""
+        if self.schedule is None:
+            raise ValueError("a collisional model needs a schedule: model.with_schedule(thetas)")
+        return int(self.schedule.shape[0]) + 1
+
+    def params(self):
+        return {"battery": self.battery.kind, "levels": self.battery.levels, "q": float(self.units.q),
+                "coherence": float(self.units.coherence), "phase": float(self.units.phase),
+                "loss": float(self.loss), "collisions": None if self.schedule is None else int(self.schedule.shape[0])}
 
 
 def _terms_for(gamma: float, levels: int) -> int:

@@ -8,7 +8,7 @@ model is lossy.  Two state representations:
                    when the units are incoherent (``c = 0``, or ``q`` in
                    ``{0, 1}``), because the state then stays diagonal (Eq. 9).
 ``"density"``      the real symmetric ``rho~`` of the rotating frame
-                   (:mod:`._channel`), ``O(d^2)`` per collision.
+                   (:mod:`qbjax.dynamics.collisions`), ``O(d^2)`` per collision.
 
 The schedule ``thetas`` is an array leaf: ``jax.grad`` of the stored energy
 with respect to it, and ``jax.vmap`` over schedules or unit parameters, go
@@ -28,17 +28,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..charging import TruncationWarning
-from ..metrics import passive_energy
-from ..models._common import ParameterError
-from ._channel import (
+from ..dynamics.collisions import (
     collide_density,
     collide_populations,
     damp_density,
     damp_populations,
     damping_coefficients,
+    nested_scan,
     phase_factors,
 )
+from ..metrics import passive_energy
+from ..models._common import ParameterError
+from ..trajectory import Trajectory, TruncationWarning, finite_status
 from ._model import CollisionalModel, check_schedule
 
 __all__ = [
@@ -74,6 +75,7 @@ class CollisionTrajectory(eqx.Module):
             recorded, else ``None``.
         phase: the units' phase ``alpha`` (to rotate ``rho~`` back).
         mode: ``"populations"`` or ``"density"``.
+        variance: energy fluctuation ``<n^2> - <n>^2`` after each collision ``(K,)``.
     """
 
     thetas: Float[Array, " K"]
@@ -84,6 +86,7 @@ class CollisionTrajectory(eqx.Module):
     populations: Array | None
     phase: Array
     mode: str = eqx.field(static=True)
+    variance: Float[Array, " K"] | None = None
 
     @property
     def final_energy(self):
@@ -179,22 +182,6 @@ def step_function(k: Kernel, mode: str):
     return lambda r, theta: damp(collide_density(r, k.coupling, theta, k.q, k.drive))
 
 
-def nested_scan(f, carry, xs, chunk: int | None):
-    """``lax.scan(f, carry, xs)``, as an outer scan over checkpointed chunks of length ``chunk``."""
-    k = xs.shape[0]
-    if chunk is None or chunk <= 0 or chunk >= k:
-        return jax.lax.scan(f, carry, xs)
-    head = k % chunk
-    ys = []
-    if head:
-        carry, y0 = jax.lax.scan(f, carry, xs[:head])
-        ys.append(y0)
-    inner = jax.checkpoint(lambda c, x: jax.lax.scan(f, c, x))
-    carry, y1 = jax.lax.scan(inner, carry, xs[head:].reshape(-1, chunk, *xs.shape[1:]))
-    ys.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), y1))
-    return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
-
-
 def default_checkpoint(mode: str, k: int, levels: int) -> int | None:
     # Nest only where reverse-mode residuals (K d^2 doubles) would be large.
     if mode == "populations" or k * levels * levels < 2**22:
@@ -211,7 +198,7 @@ def _collide(k: Kernel, phase, thetas, mode: str, record: bool, checkpoint):
     def body(state, theta):
         state = step(state, theta)
         p = state if mode == "populations" else jnp.diagonal(state)
-        out = (jnp.dot(n, p), p[-1])
+        out = (jnp.dot(n, p), p[-1], jnp.dot(n * n, p))
         if record:
             out = out + (p,)
         return state, out
@@ -224,7 +211,8 @@ def _collide(k: Kernel, phase, thetas, mode: str, record: bool, checkpoint):
         energy=energy,
         top_population=jnp.max(top),
         state=state,
-        populations=ys[2] if record else None,
+        populations=ys[3] if record else None,
+        variance=ys[2] - energy**2,
         phase=phase,
         mode=mode,
     )
@@ -302,3 +290,27 @@ def stored_energy_and_grad(model: CollisionalModel, thetas, mode: str = "auto",
     if checkpoint == "auto":
         checkpoint = default_checkpoint(mode, thetas.shape[0], model.battery.levels)
     return _energy_and_grad(kernel(model), thetas, mode, checkpoint)
+
+
+def collisions_trajectory(model: CollisionalModel, method=None) -> Trajectory:
+    """What ``qb.charge(model)`` returns for a collisional model: the common :class:`~qbjax.Trajectory`.
+
+    ``ts = (0, cumsum(thetas))`` and ``energy = (0, E_1, ..., E_K)``, one point
+    per collision; ``discrete`` (no derivatives between collisions: zeros),
+    ``variance`` the energy fluctuation, ``top_population`` the top level's
+    largest population (truncated oscillators).  ``method``: a
+    :class:`qbjax.methods.Collisions` (its ``mode`` and ``checkpoint``).
+    """
+    if model.schedule is None:
+        raise ValueError("a collisional model needs a schedule: qb.charge(model.with_schedule(thetas))")
+    mode = "auto" if method is None else method.mode
+    checkpoint = "auto" if method is None else method.checkpoint
+    traj = collide(model, model.schedule, mode=mode, checkpoint=checkpoint, warn=False)
+    zero = jnp.zeros((1,), traj.energy.dtype)
+    ts = jnp.concatenate([zero, traj.times])
+    energy = jnp.concatenate([zero, traj.energy])
+    top = jnp.atleast_1d(traj.top_population) if model.battery.truncated else jnp.zeros(0)
+    return Trajectory(ts, energy, jnp.zeros_like(energy), jnp.zeros_like(energy),
+                      jnp.concatenate([zero, traj.variance]), top,
+                      jnp.asarray(model.battery.levels - 1, jnp.float64), "quantum", "collisions",
+                      finite_status(energy), discrete=True)

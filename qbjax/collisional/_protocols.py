@@ -29,9 +29,9 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
+from ..dynamics.collisions import collide_density, collide_populations, energy_gain
 from ..models._common import ParameterError, check_size
 from ._bounds import full_swap_angles
-from ._channel import collide_density, collide_populations, energy_gain
 from ._model import CollisionalModel, LadderBattery
 from ._propagate import (
     Kernel,

@@ -1,4 +1,8 @@
-"""One collision (Eq. 3) and one damping period (Eq. 21) on the battery state.
+"""The collision map of seed 003: one collision (Eq. 3) and one damping period (Eq. 21) on the battery state.
+
+A propagator like the others in :mod:`qbjax.dynamics`: it works on arrays
+(the state, the ladder couplings ``g_n``, the angle and the units' numbers);
+:mod:`qbjax.collisional` builds those from a collisional model.
 
 Structure of the collision (Eq. 2, A6-A9).  ``H = A (x) |e><g| + A^+ (x) |g><e|``
 couples only ``|n, e>`` and ``|n+1, g>``, with amplitude ``g_n``; ``|0, g>``
@@ -85,7 +89,7 @@ def _outer(u, v):
     return u[:, None] * v[None, :]
 
 
-def _collide_density(r, coupling, theta, q, s):
+def collide_density_autodiff(r, coupling, theta, q, s):
     # Shift the state, never a product: XLA would otherwise fuse the pad with
     # the outer product and re-evaluate sin/cos per matrix element.
     _, _, lo, hi, cg, ce = _vectors(coupling, theta)
@@ -109,11 +113,11 @@ def collide_density(r, coupling, theta, q, s):
     ``q``, ``s`` and the ladder amplitudes reduce to matrix-vector products.
     (Autodiff's own rule reduces broadcast outer products and runs ~5x slower.)
     """
-    return _collide_density(r, coupling, theta, q, s)
+    return collide_density_autodiff(r, coupling, theta, q, s)
 
 
 def _collide_density_fwd(r, coupling, theta, q, s):
-    return _collide_density(r, coupling, theta, q, s), (r, coupling, theta, q, s)
+    return collide_density_autodiff(r, coupling, theta, q, s), (r, coupling, theta, q, s)
 
 
 def _collide_density_bwd(res, lam):
@@ -206,3 +210,19 @@ def phase_factors(levels: int, phase):
     """Diagonal of ``P = diag(phi^n)``, ``phi = -i e^{i alpha}``: ``rho = P rho~ P^+``."""
     n = jnp.arange(levels, dtype=jnp.float64)
     return jnp.exp(1j * n * (phase - jnp.pi / 2))
+
+
+def nested_scan(f, carry, xs, chunk: int | None):
+    """``lax.scan(f, carry, xs)``, as an outer scan over checkpointed chunks of length ``chunk``."""
+    k = xs.shape[0]
+    if chunk is None or chunk <= 0 or chunk >= k:
+        return jax.lax.scan(f, carry, xs)
+    head = k % chunk
+    ys = []
+    if head:
+        carry, y0 = jax.lax.scan(f, carry, xs[:head])
+        ys.append(y0)
+    inner = jax.checkpoint(lambda c, x: jax.lax.scan(f, c, x))
+    carry, y1 = jax.lax.scan(inner, carry, xs[head:].reshape(-1, chunk, *xs.shape[1:]))
+    ys.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), y1))
+    return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
