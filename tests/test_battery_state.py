@@ -2,6 +2,7 @@
 
 import numpy as np
 import qutip
+from helpers import qutip_dicke
 
 import qbjax as qb
 
@@ -10,13 +11,8 @@ def test_dicke_reduced_state_against_qutip():
     n, g, cutoff, t = 2, 0.5, 30, 0.9
     m = qb.DickeBattery(n, g, 1.0, cutoff=cutoff)
     rho = np.asarray(qb.battery_state(m, t))
-    j = n / 2
-    a = qutip.tensor(qutip.destroy(cutoff), qutip.qeye(n + 1))
-    jx = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "x"))
-    jz = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "z"))
-    H = a.dag() * a + (jz + n / 2) + 2 * g * (a + a.dag()) * jx
-    psi0 = qutip.tensor(qutip.basis(cutoff, n), qutip.basis(n + 1, n))
-    psi = qutip.sesolve(H, psi0, [0, t], options={"atol": 1e-12, "rtol": 1e-12}).states[-1]
+    ref = qutip_dicke(n, g, 1.0, cutoff)
+    psi = qutip.sesolve(ref.H, ref.psi0, [0, t], options={"atol": 1e-12, "rtol": 1e-12}).states[-1]
     ref = psi.ptrace(1).full()[::-1, ::-1]  # qutip orders m = +j .. -j
     np.testing.assert_allclose(rho, ref, atol=1e-9)
 

@@ -9,8 +9,7 @@ import optax
 import pytest
 
 import qbjax as qb
-from qbjax.collisional import (collide, collisional_model, constant_schedule, greedy_schedule,
-                               stored_energy_and_grad)
+from qbjax.collisional import collide, collisional_model, constant_schedule, greedy_schedule, stored_energy_and_grad
 
 COHERENT = collisional_model("oscillator", 40, q=0.5, coherence=1.0)
 THETAS = jnp.asarray(constant_schedule(0.05 * np.pi, 4.0))

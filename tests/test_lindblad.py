@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import qutip
+from helpers import qutip_dicke
 
 import qbjax as qb
 from qbjax.dynamics import mesolve
@@ -39,14 +40,9 @@ def test_against_qutip_mesolve():
     ts = jnp.linspace(0, 6.0, 31)
     tr = qb.charge(spec, ts)
     assert tr.method == "lindblad"
-    j = n / 2
-    a = qutip.tensor(qutip.destroy(cutoff), qutip.qeye(n + 1))
-    jx = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "x"))
-    jz = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "z"))
-    jm = qutip.tensor(qutip.qeye(cutoff), qutip.jmat(j, "-"))
-    H = a.dag() * a + (jz + n / 2) + 2 * g * (a + a.dag()) * jx
-    psi0 = qutip.tensor(qutip.basis(cutoff, n), qutip.basis(n + 1, n))
-    res = qutip.mesolve(H, psi0, np.asarray(ts), [np.sqrt(kappa) * a, np.sqrt(gamma) * jm], e_ops=[jz + n / 2],
+    ref = qutip_dicke(n, g, 1.0, cutoff)
+    res = qutip.mesolve(ref.H, ref.psi0, np.asarray(ts), [np.sqrt(kappa) * ref.a, np.sqrt(gamma) * ref.jm],
+                        e_ops=[ref.HB],
                         options={"atol": 1e-12, "rtol": 1e-10})
     np.testing.assert_allclose(tr.energy, res.expect[0], atol=1e-7)
     # the exact derivatives from the adjoint generator against differences of the series
