@@ -128,9 +128,9 @@ def bench_lindblad(args, dtype):
     import jax.numpy as jnp
 
     from qbjax import representation as rep
-    from qbjax.charging import initial_density_matrix
     from qbjax.dynamics.lindblad import lindblad_rhs
     from qbjax.models import HeatEngineBattery
+    from qbjax.representation.open import initial_density_matrix
 
     cdt = jnp.complex128 if dtype == "complex128" else jnp.complex64
     rows = []

@@ -61,11 +61,11 @@ from .methods import SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
 from .representation.closed import (
     classical_view,
-    initial_density_matrix,
     spectral_decomposition,
     tensor_top,
     top_level_masks,
 )
+from .representation.open import dense_lindblad, initial_density_matrix
 from .states import (
     battery_ergotropy,
     battery_ergotropy_status,
@@ -295,12 +295,8 @@ def _matmul(m):
 
 
 def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
-    b = rep.basis(spec)
-    H0 = rep.dense(spec.space, spec.charger + spec.battery, b)
-    HI = rep.dense(spec.space, spec.coupling, b)
+    b, H0, HI, jumps, rho0 = dense_lindblad(spec)
     B = rep.dense(spec.space, spec.battery, b)
-    jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators]
-    rho0 = initial_density_matrix(spec, b)
     masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
     # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
     # static part L0 (H0 and dissipators) and the switched coupling LI.
@@ -324,7 +320,8 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
 
 
 def _rates(spec: Spec, ts, options: ODEOptions) -> Trajectory:
-    from .dynamics.rates import rate_generator, rate_solve
+    from .dynamics.rates import rate_solve
+    from .representation.rates import rate_generator
 
     gen = rate_generator(spec)
     e = rep.diagonal_tensor(spec.space, spec.battery)

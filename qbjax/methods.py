@@ -176,7 +176,7 @@ def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) ->
             raise ValueError("classical dynamics of a dissipative spec is not defined")
         return "classical"
     if spec.dissipators:
-        from .dynamics.rates import not_diagonal_reason
+        from .representation.rates import not_diagonal_reason
 
         if method not in OPEN_NAMES:
             raise ValueError(f"a dissipative spec takes method {', '.join(map(repr, OPEN_NAMES))}, got {method!r}")

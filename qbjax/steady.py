@@ -34,11 +34,13 @@ import scipy.sparse.linalg as spla
 
 from . import representation as rep
 from .charging import charge
-from .dynamics.rates import rate_generator, rate_steady_state
+from .dynamics.rates import rate_steady_state
 from .linalg import solve
 from .methods import resolve_method
 from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
+from .representation.open import dense_lindblad
+from .representation.rates import rate_generator
 from .status import NONFINITE, NOT_REACHED, check, flag, merge, settle
 from .trajectory import Trajectory
 
@@ -76,16 +78,10 @@ def _steady_state(spec: Spec, method: str):
     return "density", rho, flag(~jnp.isfinite(rho), NONFINITE)
 
 
-def _liouvillian_parts(spec: Spec, b):
-    H = rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b)
-    jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators]
-    return H, jumps
-
-
 def _lindblad_steady(spec: Spec):
-    b = rep.basis(spec)
+    ops = dense_lindblad(spec)
+    b, H, jumps = ops.basis, ops.H, ops.jumps
     d = b.dim
-    H, jumps = _liouvillian_parts(spec, b)
     traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(spec))
     if d * d <= DENSE_LIOUVILLIAN_MAX:
         eye = jnp.eye(d)

@@ -17,8 +17,9 @@ import qbjax as qb
 from qbjax import Dissipator, Qubit, Spec, Term, term
 from qbjax.analysis import replace_params
 from qbjax.dynamics import ODEOptions
-from qbjax.dynamics.rates import not_diagonal_reason, rate_generator, rate_steady_state
+from qbjax.dynamics.rates import rate_steady_state
 from qbjax.models.heat_engine import HeatEngineBattery, HeatEngineFull, closed_form_steady
+from qbjax.representation.rates import not_diagonal_reason, rate_generator
 from qbjax.steady import charging_time, open_charging, steady_figures, steady_state
 
 TIGHT = ODEOptions(rtol=1e-12, atol=1e-14)

@@ -239,8 +239,8 @@ def check_output(path: str, parameter: str = "out", *, folder: bool = False) -> 
 def charge_cost(model, num_times: int) -> tuple[float, float]:
     """``(bytes, operations)``: a rough upper estimate of one ``charge`` of ``model`` on ``num_times`` times."""
     from .. import representation as rep
-    from ..dynamics.rates import not_diagonal_reason
     from ..methods import SPECTRAL_MAX_DIM
+    from ..representation.rates import not_diagonal_reason
 
     spec = model.spec()
     T = max(int(num_times), 2)

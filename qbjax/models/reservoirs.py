@@ -351,14 +351,12 @@ def _meanfield(model, spec, ts, closure, options):
 def _lindblad(model, spec, ts, options):
     from .. import representation as rep
     from ..dynamics import ODEOptions, mesolve
+    from ..representation.open import dense_lindblad
 
-    b = rep.basis(spec)
-    jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators]
-    H = rep.dense(spec.space, spec.charger + spec.battery, b)
-    psi0 = rep.initial_vector(spec, b)
-    obs = [rep.dense(spec.space, (term(1.0, f"{e}.jz"),), b) for e in model.ensembles]
+    ops = dense_lindblad(spec)
+    obs = [rep.dense(spec.space, (term(1.0, f"{e}.jz"),), ops.basis) for e in model.ensembles]
     opts = ODEOptions(rtol=1e-10, atol=1e-12) if options is None else options
-    ex, _, flags = mesolve(H, jumps, jnp.outer(psi0, psi0.conj()), ts, observables=obs, options=opts, status=True)
+    ex, _, flags = mesolve(ops.H, ops.jumps, ops.rho0, ts, observables=obs, options=opts, status=True)
     dens = ex / jnp.asarray(model.sizes, jnp.float64)[:, None] + 0.5
     return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad", status=flags)
 

@@ -264,12 +264,3 @@ def tensor_top(spec: Spec, populations: bool = False):
         return jnp.stack([jnp.sum(jnp.take(p, -1, axis=i)) for i in axes]) if axes else jnp.zeros(0)
 
     return top
-
-
-def initial_density_matrix(spec: Spec, b: rep.Basis):
-    """``rho_0`` on basis ``b``: the pure initial product state, or the mixed one of ``initial_populations``."""
-    if spec.initial_populations:
-        p = spec.initial_population_tensor().reshape(-1)[b.indices]
-        return jnp.diag(p.astype(jnp.complex128))
-    psi0 = rep.initial_vector(spec, b)
-    return jnp.outer(psi0, psi0.conj())
