@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import representation as rep
-from .dynamics.chebyshev import chebyshev_coefficients, chebyshev_moments, chebyshev_terms, evaluation_costs
+from .dynamics.chebyshev import chebyshev_moments, chunk_plan
+from .dynamics.krylov import lanczos_coefficients, ritz_enclosure, step_plan
 from .model import Spec
 from .representation.closed import (
     closed_operators,
@@ -147,8 +148,6 @@ def krylov_plan(spec: Spec, ts, diagonals=None):
     two) whose error bound is below ``_KRYLOV_TOL``; the plan is the
     cheapest per unit time.
     """
-    from .dynamics.krylov import error_bound
-
     uniform = uniform_grid(spec, ts)
     if uniform is None:
         return None
@@ -162,21 +161,7 @@ def krylov_plan(spec: Spec, ts, diagonals=None):
     pilot = krylov_pilot(spec, diagonals[0], psi0, sizes[-1] + 1)
     a, b = np.asarray(pilot[1]), np.asarray(pilot[2])
     _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
-    h_ops, eval_ops = 1 + len(off), 1 + len(evaluation_terms(spec))
-    best = None
-    grid = dt * np.arange(n + 1)
-    for m in sizes:
-        bound = error_bound(a, b, m, grid)
-        ok = np.nonzero(bound[1:] > _KRYLOV_TOL)[0]
-        s = n if ok.size == 0 else int(ok[0])  # bound[1 .. s] <= tol
-        if s < 1:
-            continue
-        s = 1 << (s.bit_length() - 1)  # powers of two: few compiled shapes across parameters
-        n_steps = -(-n // s)
-        k = m + 2
-        cost = n_steps * (3 * k * h_ops + 2 * k * k + 2 * k * k / 3 + 3 * k * eval_ops + 3 * s * k)
-        if best is None or cost < best[-1]:
-            best = (m, s, n_steps, cost)
+    best = step_plan(a, b, n, dt, sizes, 1 + len(off), 1 + len(evaluation_terms(spec)), _KRYLOV_TOL)
     if best is None:
         return None
     m, s, n_steps, cost = best
@@ -316,42 +301,14 @@ def chebyshev_plan(spec: Spec, ts, tight: bool = True):
     layout = sector_layout(spec)
     if layout is not None:  # the run propagates one parity sector
         size = math.prod(layout.shape)
-    # chunk length and evaluation mode of least estimated cost (per state entry)
+    # chunk length and evaluation mode of least estimated cost (numbers only: qbjax.dynamics.chebyshev)
     h_ops = 1 + len(off)
     eval_ops = 1 + len(evaluation_terms(spec))
-    # a real H keeps the first chunk's vectors real (the initial state is a basis
-    # state); later chunks start from complex states
-    real = real_operators(spec)
-    best = None
-    for s in range(1, n + 1):
-        if n % s or r * s * dt > max(CHEB_MAX_ARGUMENT, r * dt):
-            continue
-        # terms rounded up to a multiple of 8: nearby parameters often share one
-        # compiled shape, and the extra terms only add coefficients below 1e-17
-        K3 = 8 * math.ceil(chebyshev_terms(r * s * dt) / 8) + 3
-        # bytes per entry: real vectors when the whole run is one real chunk
-        entry = 8 if real and s == n else 16
-        memory = {"moments": (2 * K3 + 8) * size * entry, "states": (K3 + 5 * s + 8) * size * entry}
-        memory["states_matvec"] = memory["states"]
-        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops, paired=real)
-        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops, paired=real).items():
-            if memory[mode] > _CHEB_MEMORY and s > 1:
-                continue
-            loop = K3 * _LOOP_OVERHEAD / size
-            # moments: ~6 quadratic forms of S x K3^2 per chunk (at matrix-product speed), whatever the
-            # state size: they decide small states (a 10-spin Dicke sector of 825 entries: 0.044 s with
-            # moments at S = 100, 0.015 s by states)
-            quad = 8 * s * K3 * K3 / size if mode == "moments" else 0.0
-            coef = _COEFF_COST * s * K3 / size if size <= _COEFF_MAX_SIZE else 0.0
-            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + coef
-            if real:  # the first chunk at real-arithmetic cost
-                cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
-            if best is None or cost < best[0]:
-                best = (cost, s, K3 - 3, mode)
-    cost, s, K, mode = best
-    taus = dt * np.arange(1, s + 1)
-    # phase free: observables do not see exp(-i c t), and real H then combines in real arithmetic
-    return chebyshev_coefficients(c, r, taus, K, phase=False), c, r, n // s, diagonals, mode, cost
+    coeffs, n_chunks, mode, cost = chunk_plan(n, dt, c, r, size, h_ops, eval_ops, real=real_operators(spec),
+                                              max_argument=CHEB_MAX_ARGUMENT, memory=_CHEB_MEMORY,
+                                              loop_overhead=_LOOP_OVERHEAD, coeff_cost=_COEFF_COST,
+                                              coeff_max_size=_COEFF_MAX_SIZE)
+    return coeffs, c, r, n_chunks, diagonals, mode, cost
 
 
 def lanczos_range(spec: Spec, diagonals) -> tuple[float, float]:
@@ -361,34 +318,15 @@ def lanczos_range(spec: Spec, diagonals) -> tuple[float, float]:
     if not rep.is_real(spec.space, spec.charger + spec.battery + spec.coupling):
         v0 = v0 + 1j * rng.standard_normal(spec.dims)
     v0 = jnp.asarray(v0 / np.linalg.norm(v0))
-    a, b = (np.asarray(x) for x in _lanczos_jit(spec, diagonals[0], v0, _LANCZOS_STEPS))
-    m = len(a)
-    T = np.diag(a) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
-    theta, S = np.linalg.eigh(T)
-    # |H y - theta y| = b_m |s_m| for the Ritz pair (theta, y)
-    res = abs(b[m - 1]) * np.abs(S[m - 1])
-    width = theta[-1] - theta[0]
-    margin = LANCZOS_MARGIN * width
-    return float(theta[0] - res[0] - margin), float(theta[-1] + res[-1] + margin)
+    a, b = _lanczos_jit(spec, diagonals[0], v0, _LANCZOS_STEPS)
+    return ritz_enclosure(np.asarray(a), np.asarray(b), LANCZOS_MARGIN)
 
 
 @eqx.filter_jit
 def _lanczos_jit(spec: Spec, D, v0, steps: int):
-    """Plain Lanczos (no reorthogonalisation: only the extreme Ritz values are used)."""
     _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
     offdiag = rep.MatrixFree(spec.space, off)
-
-    def step(carry, _):
-        v_prev, v, beta = carry
-        w = D * v + offdiag(v) - beta * v_prev
-        alpha = jnp.real(jnp.sum(jnp.conj(v) * w))
-        w = w - alpha * v
-        beta_new = jnp.sqrt(jnp.sum(jnp.abs(w) ** 2))
-        v_next = w / jnp.where(beta_new > 0, beta_new, 1.0)
-        return (v, v_next, beta_new), (alpha, beta_new)
-
-    _, (a, b) = jax.lax.scan(step, (jnp.zeros_like(v0), v0, jnp.zeros(())), None, length=steps)
-    return a, b
+    return lanczos_coefficients(lambda v: D * v + offdiag(v), v0, steps)
 
 
 @eqx.filter_jit

@@ -449,3 +449,51 @@ def _real_states(apply_H, apply_B, apply_C, psi0, n_chunks, coeffs, c, r, masks,
     *series, growth = (jnp.concatenate([f[None], o.reshape((o.shape[0] * o.shape[1],) + o.shape[2:])])
                        for f, o in zip(first, outs, strict=True))
     return (*series, jnp.max(growth))
+
+
+def chunk_plan(n: int, dt: float, c: float, r: float, size: int, h_ops: int, eval_ops: int, *, real: bool,
+               max_argument: float = 250.0, memory: float = 2**32, loop_overhead: float = 1.5e5,
+               coeff_cost: float = 2.0e4, coeff_max_size: int = 2**14):
+    """The cheapest chunking of a Chebyshev run: ``(coeffs, n_chunks, mode, cost)`` (numbers only).
+
+    A uniform grid of ``n`` intervals of ``dt``, the spectral enclosure
+    ``[c - r, c + r]``, a state of ``size`` entries, ``h_ops`` products per
+    ``H`` application and ``eval_ops`` per evaluation of the observable.
+    Each chunk of ``s`` save intervals (``s`` divides ``n``, ``r s dt`` at most
+    ``max_argument``) costs its recursion, loop overhead (``loop_overhead``
+    state-entry operations per step), the evaluation (``"moments"``,
+    ``"states"`` or ``"states_matvec"``, :func:`evaluation_costs`) and, for
+    small states, the host's Bessel coefficients; chunks whose stored vectors
+    exceed ``memory`` bytes are skipped.  ``real``: a real ``H`` keeps the
+    first chunk in real arithmetic (a basis initial state).
+    """
+    best = None
+    for s in range(1, n + 1):
+        if n % s or r * s * dt > max(max_argument, r * dt):
+            continue
+        # terms rounded up to a multiple of 8: nearby parameters often share one
+        # compiled shape, and the extra terms only add coefficients below 1e-17
+        K3 = 8 * math.ceil(chebyshev_terms(r * s * dt) / 8) + 3
+        # bytes per entry: real vectors when the whole run is one real chunk
+        entry = 8 if real and s == n else 16
+        need = {"moments": (2 * K3 + 8) * size * entry, "states": (K3 + 5 * s + 8) * size * entry}
+        need["states_matvec"] = need["states"]
+        first = evaluation_costs(s, K3, eval_ops, real=real, h_ops=h_ops, paired=real)
+        for mode, ops in evaluation_costs(s, K3, eval_ops, h_ops=h_ops, paired=real).items():
+            if need[mode] > memory and s > 1:
+                continue
+            loop = K3 * loop_overhead / size
+            # moments: ~6 quadratic forms of S x K3^2 per chunk (at matrix-product speed), whatever the
+            # state size: they decide small states (a 10-spin Dicke sector of 825 entries: 0.044 s with
+            # moments at S = 100, 0.015 s by states)
+            quad = 8 * s * K3 * K3 / size if mode == "moments" else 0.0
+            coef = coeff_cost * s * K3 / size if size <= coeff_max_size else 0.0
+            cost = (n // s) * (K3 * 3 * h_ops + loop + ops + quad) + coef
+            if real:  # the first chunk at real-arithmetic cost
+                cost -= K3 * 3 * h_ops / 2 + ops - first[mode]
+            if best is None or cost < best[0]:
+                best = (cost, s, K3 - 3, mode)
+    cost, s, K, mode = best
+    taus = dt * np.arange(1, s + 1)
+    # phase free: observables do not see exp(-i c t), and real H then combines in real arithmetic
+    return chebyshev_coefficients(c, r, taus, K, phase=False), n // s, mode, cost

@@ -170,3 +170,56 @@ def krylov_moments(apply_H, apply_B, psi0, n_steps: int, taus, m: int, masks=(),
     *series, bound = (jnp.concatenate([f[None], o.reshape((o.shape[0] * o.shape[1],) + o.shape[2:])])
                       for f, o in zip(first, outs, strict=True))
     return (*series, jnp.max(bound))
+
+
+def lanczos_coefficients(apply_H, v0, steps: int):
+    """``(alpha, beta)`` of plain Lanczos from ``v0`` (no reorthogonalisation: for the extreme Ritz values)."""
+
+    def step(carry, _):
+        v_prev, v, beta = carry
+        w = apply_H(v) - beta * v_prev
+        alpha = jnp.real(jnp.sum(jnp.conj(v) * w))
+        w = w - alpha * v
+        beta_new = jnp.sqrt(jnp.sum(jnp.abs(w) ** 2))
+        v_next = w / jnp.where(beta_new > 0, beta_new, 1.0)
+        return (v, v_next, beta_new), (alpha, beta_new)
+
+    _, (a, b) = jax.lax.scan(step, (jnp.zeros_like(v0), v0, jnp.zeros(())), None, length=steps)
+    return a, b
+
+
+def ritz_enclosure(a, b, margin: float) -> tuple[float, float]:
+    """``[lo, hi]`` from Lanczos coefficients: the extreme Ritz values widened by their residuals and
+    ``margin`` times the Ritz width (``|H y - theta y| = b_m |s_m|`` for the Ritz pair ``(theta, y)``)."""
+    a, b = np.asarray(a), np.asarray(b)
+    m = len(a)
+    T = np.diag(a) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
+    theta, S = np.linalg.eigh(T)
+    res = abs(b[m - 1]) * np.abs(S[m - 1])
+    pad = margin * (theta[-1] - theta[0])
+    return float(theta[0] - res[0] - pad), float(theta[-1] + res[-1] + pad)
+
+
+def step_plan(a, b, n: int, dt: float, sizes, h_ops: int, eval_ops: int, tol: float):
+    """The cheapest Krylov stepping ``(m, s, n_steps, cost)`` for a pilot's ``(a, b)``, or ``None``.
+
+    For each basis size ``m`` in ``sizes``, :func:`error_bound` gives the
+    longest step (``s`` save intervals of ``dt``, a power of two) whose bound
+    stays below ``tol``; the plan minimises the estimated work over ``n``
+    intervals (``h_ops`` products per ``H``, ``eval_ops`` per observable).
+    """
+    best = None
+    grid = dt * np.arange(n + 1)
+    for m in sizes:
+        bound = error_bound(np.asarray(a), np.asarray(b), m, grid)
+        ok = np.nonzero(bound[1:] > tol)[0]
+        s = n if ok.size == 0 else int(ok[0])  # bound[1 .. s] <= tol
+        if s < 1:
+            continue
+        s = 1 << (s.bit_length() - 1)  # powers of two: few compiled shapes across parameters
+        n_steps = -(-n // s)
+        k = m + 2
+        cost = n_steps * (3 * k * h_ops + 2 * k * k + 2 * k * k / 3 + 3 * k * eval_ops + 3 * s * k)
+        if best is None or cost < best[-1]:
+            best = (m, s, n_steps, cost)
+    return best
