@@ -322,7 +322,8 @@ def charge_reservoirs(model: ReservoirBattery, ts=None, *, method: str = "auto",
 
 
 def _exact(model, spec, ts, options, memory_limit):
-    from ..dynamics.collective import collective_problem, solve_collective
+    from ..dynamics.collective import solve_collective
+    from ..representation.collective import collective_problem
 
     problem, rates = collective_problem(spec)
     means, _, flags = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit, status=True)
@@ -331,8 +332,8 @@ def _exact(model, spec, ts, options, memory_limit):
 
 
 def _meanfield(model, spec, ts, closure, options):
-    from ..dynamics.collective import collective_problem
     from ..dynamics.cumulants import Individual, derive, initial_moments, solve_cumulants
+    from ..representation.collective import collective_problem
 
     problem, rates = collective_problem(spec)
     channels, all_rates = list(problem.channels), [rates]
