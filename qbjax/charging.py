@@ -57,7 +57,7 @@ from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve,
 from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
 from .expansions import expansion
-from .methods import SPECTRAL_MAX_DIM, Method, as_method, resolve_method
+from .methods import NATIVE, SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
 from .representation.closed import (
     classical_view,
@@ -158,7 +158,7 @@ def charge(
     """
     native = model.native_method() if isinstance(model, AbstractBattery) else None
     if native is not None:
-        return _checked(_native(model, native, ts, method, classical, switch), truncation_tol)
+        return _checked(_native(model, native, ts, method, classical, switch, options), truncation_tol)
     spec = model.spec() if isinstance(model, AbstractBattery) else model
     if ts is None:
         if not isinstance(model, AbstractBattery):
@@ -207,17 +207,20 @@ def check_grid(ts, name: str = "ts") -> None:
         raise ValueError(f"{name} must be non-decreasing, but {name}[{k + 1}] = {t[k + 1]:g} < {name}[{k}] = {t[k]:g}")
 
 
-def _native(model: AbstractBattery, native: str, ts, method, classical: bool, switch) -> Trajectory:
-    """A family with its own propagator (the collision map): its method only, its own time points."""
+def _native(model: AbstractBattery, native: str, ts, method, classical: bool, switch, options) -> Trajectory:
+    """A family with its own solvers (the collision map, the reservoirs' collective solvers)."""
+    if native not in NATIVE:
+        raise ValueError(f"no solver registered for the {native!r} family (import its module)")
+    aliases, runner = NATIVE[native]
     chosen = as_method(method)
-    if chosen.key not in ("auto", native):
-        raise ValueError(f"a {model.name} battery takes method 'auto' or {native!r}, got {chosen.key!r}")
-    if ts is not None or classical or switch is not None:
-        raise ValueError(f"a {model.name} battery's times are its schedule's: ts, classical and switch "
-                         "do not apply")
-    from .collisional._propagate import collisions_trajectory
-
-    return collisions_trajectory(model, chosen if chosen.key == native else None)
+    if chosen.key not in aliases:
+        raise ValueError(f"a {model.name} battery takes method {', '.join(map(repr, aliases))}, got {chosen.key!r}")
+    if classical or switch is not None:
+        raise ValueError(f"a {model.name} battery has no classical analog or switching function here")
+    if ts is not None:
+        ts = jnp.asarray(ts, jnp.float64)
+        check_grid(ts)
+    return runner(model, ts, chosen, options)
 
 
 def _checked(traj: Trajectory, tol: float) -> Trajectory:
@@ -233,7 +236,7 @@ def _charge_jit(spec: Spec, ts, method: str, switch, options: ODEOptions) -> Tra
     if method == "spectral":
         return spectral_trajectory(spec, ts)
     if method == "lindblad":
-        return _lindblad(spec, ts, switch, options)
+        return lindblad_trajectory(spec, ts, switch, options)
     if method == "rates":
         return _rates(spec, ts, options)
     return _ode(spec, ts, switch, options, matrix_free=(method == "ode"))
@@ -294,7 +297,12 @@ def _matmul(m):
     return lambda x: m @ x
 
 
-def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
+def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, observables=None) -> Trajectory:
+    """What ``method="lindblad"`` computes; ``observables``: ``{name: dense operator on rep.basis(spec)}``
+    evaluated in the same run (``traj.expect[name]``, real parts of Hermitian operators)."""
+    if options is None:
+        options = ODEOptions(rtol=1e-12, atol=1e-12)
+    named = {} if observables is None else dict(observables)
     b, H0, HI, jumps, rho0 = dense_lindblad(spec)
     B = rep.dense(spec.space, spec.battery, b)
     masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
@@ -303,6 +311,7 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     adj0, adjI = lindblad_adjoint(H0, jumps), lindblad_adjoint(HI, [])
     A, C = adj0(B), adjI(B)
     second = [adj0(A), adjI(A) + adj0(C), adjI(C)]
+    masks = [*masks, *(jnp.asarray(op, jnp.complex128) for op in named.values())]
     observables = [B, B @ B, A, C, *second, *masks]
     if switch is None:
         H, Hs, lam = H0 + HI, None, None
@@ -315,8 +324,11 @@ def _lindblad(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
     E, E2 = ex[0], ex[1]
     dE = ex[2] + lam_t * ex[3]
     d2E = ex[4] + lam_t * ex[5] + lam_t**2 * ex[6]
-    top = jnp.max(ex[7:], axis=-1) if masks else jnp.zeros(0)
-    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad", merge(solved, finite_status(E)))
+    n_masks = len(masks) - len(named)
+    top = jnp.max(ex[7:7 + n_masks], axis=-1) if n_masks else jnp.zeros(0)
+    expect = {name: ex[7 + n_masks + i] for i, name in enumerate(named)}
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
+                      merge(solved, finite_status(E)), expect=expect)
 
 
 def _rates(spec: Spec, ts, options: ODEOptions) -> Trajectory:

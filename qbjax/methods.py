@@ -19,6 +19,8 @@ class                   alias               what runs
 :class:`Rates`          ``"rates"``         rate equation on populations (open systems that stay diagonal)
 :class:`Hamilton`       ``"classical"``     Hamilton flow of the classical analog (``classical=True``)
 :class:`Collisions`     ``"collisions"``    the collision map of a collisional battery (its native method)
+:class:`CollectiveExact` ``"exact"``        the reservoir battery's exact permutation-symmetric master equation
+:class:`MeanField`      ``"meanfield"``     the reservoir battery's cumulant equations (any size)
 ======================  ==================  =======================================================
 
 The adaptive methods (``ODE``, ``Lindblad``, ``Rates``, ``Hamilton``) carry
@@ -36,7 +38,7 @@ from . import representation as rep
 from .dynamics.options import ODEOptions
 from .model import Spec
 
-__all__ = ["Method", "Auto", "Spectral", "Chebyshev", "Krylov", "ODE", "Lindblad", "Rates", "Hamilton", "Collisions", "ALIASES",
+__all__ = ["Method", "Auto", "Spectral", "Chebyshev", "Krylov", "ODE", "Lindblad", "Rates", "Hamilton", "Collisions", "CollectiveExact", "MeanField", "ALIASES", "NATIVE", "register_native",
            "as_method", "resolve_method", "SPECTRAL_MAX_DIM", "CLOSED_NAMES", "OPEN_NAMES"]
 
 #: Largest dense block diagonalised by :class:`Auto`.
@@ -133,6 +135,24 @@ class Collisions(Method):
     checkpoint: int | str | None = eqx.field(static=True, default="auto")
 
 
+class CollectiveExact(Method):
+    """The exact permutation-symmetric master equation of collective spins (the reservoir battery)."""
+
+    name: ClassVar[str] = "exact"
+    options: ODEOptions | None = None
+
+
+class MeanField(Method):
+    """The second-order cumulant (mean-field) equations of collective spins, any ensemble size.
+
+    ``closure``: ``"full"`` or ``"factorized"`` (:mod:`qbjax.dynamics.cumulants`).
+    """
+
+    name: ClassVar[str] = "meanfield"
+    closure: str = eqx.field(static=True, default="full")
+    options: ODEOptions | None = None
+
+
 #: The one name-to-method table: string aliases of ``charge(method=...)``, the CLI's ``--method`` choices.
 ALIASES: dict[str, Method] = {
     "auto": Auto(),
@@ -145,10 +165,21 @@ ALIASES: dict[str, Method] = {
     "rates": Rates(),
     "classical": Hamilton(),
     "collisions": Collisions(),
+    "exact": CollectiveExact(),
+    "meanfield": MeanField(),
 }
 #: Aliases for closed and for dissipative specs (``"classical"`` is ``classical=True``).
 CLOSED_NAMES = ("auto", "spectral", "chebyshev", "krylov", "ode", "dense-ode")
 OPEN_NAMES = ("auto", "rates", "lindblad")
+#: Families with their own solvers (``AbstractBattery.native_method``): name -> (aliases, runner), where
+#: ``runner(model, ts, method, options) -> Trajectory``.  Each family registers itself when its module is
+#: imported (:func:`register_native`), so ``charge`` imports no family module.
+NATIVE: dict = {}
+
+
+def register_native(name: str, aliases: tuple[str, ...], runner) -> None:
+    """Declare a family's own solvers: ``charge`` hands its models to ``runner`` with a method of ``aliases``."""
+    NATIVE[name] = (tuple(aliases), runner)
 
 
 def as_method(method: str | Method) -> Method:

@@ -46,6 +46,9 @@ class Trajectory(eqx.Module):
             map: one point per collision); ``d_energy`` and ``d2_energy``
             are then zero and the figures of merit do not refine between
             points.
+        expect: named expectation values ``{name: (T,)}`` beside the
+            battery energy (the reservoir battery's charger and per-battery
+            energies; ``{}`` when none were asked for).
     """
 
     ts: Float[Array, " T"]
@@ -59,6 +62,7 @@ class Trajectory(eqx.Module):
     method: str = eqx.field(static=True)
     status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
     discrete: bool = eqx.field(static=True, default=False)
+    expect: dict = eqx.field(default_factory=dict)
 
     def check(self) -> Trajectory:
         """Raise :class:`~qbjax.status.SolverError` if a concrete status reports a failure; returns ``self``."""

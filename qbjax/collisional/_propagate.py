@@ -37,6 +37,7 @@ from ..dynamics.collisions import (
     nested_scan,
     phase_factors,
 )
+from ..methods import register_native
 from ..metrics import passive_energy
 from ..models._common import ParameterError
 from ..trajectory import Trajectory, TruncationWarning, finite_status
@@ -314,3 +315,12 @@ def collisions_trajectory(model: CollisionalModel, method=None) -> Trajectory:
                       jnp.concatenate([zero, traj.variance]), top,
                       jnp.asarray(model.battery.levels - 1, jnp.float64), "quantum", "collisions",
                       finite_status(energy), discrete=True)
+
+
+def _run_collisions(model: CollisionalModel, ts, method, options) -> Trajectory:
+    if ts is not None:
+        raise ValueError("a collisional battery's times are its schedule's: ts does not apply")
+    return collisions_trajectory(model, method if method.key == "collisions" else None)
+
+
+register_native("collisions", ("auto", "collisions"), _run_collisions)

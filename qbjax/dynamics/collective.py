@@ -192,7 +192,7 @@ def _rhs(sector: _Sector, channels, rates):
 
 
 def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptions | None = None,
-                     memory_limit: float | None = None, status: bool = False):
+                     memory_limit: float | None = None, status: bool = False, moments: bool = False):
     """Exact master equation; returns ``(mean excitations (K, T), trace (T,))``.
 
     Arguments:
@@ -202,6 +202,9 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
         memory_limit: bytes allowed (default the dense-operator limit of
             :mod:`qbjax.representation`); above it :class:`MemoryError` names the need.
         status: also return a :mod:`qbjax.status` flag instead of checking here.
+        moments: also return ``d<n_e>/dt``, ``d^2<n_e>/dt^2`` (exact: the
+            generator applied once and twice to the saved state) and the
+            covariance ``<n_e n_f> - <n_e><n_f>`` ``(K, K, T)``, before the trace.
 
     Returns:
         ``<n_e>(t)`` in the caller's ensemble order and ``tr rho(t)`` (and the status).
@@ -216,14 +219,15 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
                           f"limit {limit / 2**30:.2f} GiB): use the mean field")
     if options is None:
         options = ODEOptions(rtol=1e-10, atol=1e-12, solver="tsit5", max_steps=2_000_000)
-    means, trace, flags = _solve_jit(problem, jnp.asarray(rates, jnp.float64), jnp.asarray(ts, jnp.float64), options)
+    out = _solve_jit(problem, jnp.asarray(rates, jnp.float64), jnp.asarray(ts, jnp.float64), options, moments)
+    *values, flags = out
     if status:
-        return means, trace, flags
-    return settle((means, trace), flags, "solve_collective")
+        return (*values, flags)
+    return settle(tuple(values), flags, "solve_collective")
 
 
 @eqx.filter_jit
-def _solve_jit(problem: CollectiveProblem, rates, ts, options):
+def _solve_jit(problem: CollectiveProblem, rates, ts, options, moments: bool = False):
     order = _order(problem.sizes)
     pos = {e: i for i, e in enumerate(order)}
     sizes = tuple(problem.sizes[e] for e in order)
@@ -239,17 +243,35 @@ def _solve_jit(problem: CollectiveProblem, rates, ts, options):
         return jnp.diagonal(R.reshape(sizes[0] + 1, B, B), axis1=1, axis2=2).reshape((sizes[0] + 1,) +
                                                                                        tuple(n + 1 for n in sizes[1:]))
 
-    def observe(R):
+    def mean_excitations(R):
         P = populations(R)
         means = []
         for e in range(K):
             axes = tuple(a for a in range(K) if a != e)
             means.append(jnp.sum(P, axis=axes) @ jnp.arange(sizes[e] + 1, dtype=jnp.float64))
-        return jnp.stack(means), jnp.sum(P)
+        return jnp.stack(means), P
 
     rhs = _rhs(sector, channels, rates)
-    (means, trace), solved = options.solve(lambda t, R, a: rhs(R), R0, ts, fn=observe)
-    inverse = [order.index(e) for e in range(K)]
-    means = means.T[jnp.asarray(inverse)]
+
+    def observe(R):
+        means, P = mean_excitations(R)
+        if not moments:
+            return means, jnp.sum(P)
+        # the means are linear in R: their derivatives are the means of L R and L L R
+        d1 = rhs(R)
+        dmeans, _ = mean_excitations(d1)
+        d2means, _ = mean_excitations(rhs(d1))
+        grids = jnp.meshgrid(*[jnp.arange(n + 1, dtype=jnp.float64) for n in sizes], indexing="ij")
+        second = jnp.stack([jnp.stack([jnp.sum(P * grids[e] * grids[f]) for f in range(K)]) for e in range(K)])
+        return means, dmeans, d2means, second - jnp.outer(means, means), jnp.sum(P)
+
+    out, solved = options.solve(lambda t, R, a: rhs(R), R0, ts, fn=observe)
+    inverse = jnp.asarray([order.index(e) for e in range(K)])
+    means, trace = out[0].T[inverse], out[-1]
     bad = ~jnp.all(jnp.isfinite(means)) | jnp.any(jnp.abs(trace - 1.0) > 1e-6)
-    return means, trace, merge(solved, flag(bad, TRACE_LOST))
+    flags = merge(solved, flag(bad, TRACE_LOST))
+    if not moments:
+        return means, trace, flags
+    d1, d2 = out[1].T[inverse], out[2].T[inverse]
+    cov = jnp.moveaxis(out[3], 0, -1)[inverse][:, inverse]
+    return means, d1, d2, cov, trace, flags

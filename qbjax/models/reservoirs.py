@@ -56,13 +56,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ..methods import register_native
 from ..model import AbstractBattery, Dissipator, Spec, Term, term
 from ..operators import Qubit, Spin
 from ..status import check
 from ._common import ParameterError, check_real, check_size
 
 __all__ = ["ReservoirBattery", "ReservoirTrajectory", "charge_reservoirs", "final_battery_energy",
-           "minimal_pump", "METHODS", "AUTO_EXACT_ENTRIES"]
+           "minimal_pump", "METHODS", "AUTO_EXACT_ENTRIES",
+           "reservoir_trajectory"]
 
 METHODS = ("auto", "exact", "meanfield", "lindblad")
 #: ``method="auto"`` solves exactly up to this many entries of the neutral-sector state (a few seconds here).
@@ -122,6 +124,10 @@ class ReservoirBattery(AbstractBattery):
 
     @property
     def name(self) -> str:
+        return "reservoirs"
+
+    def native_method(self) -> str:
+        """Charged by its own solvers: ``qb.charge(model)`` runs :func:`reservoir_trajectory`."""
         return "reservoirs"
 
     @property
@@ -420,3 +426,108 @@ def minimal_pump(model: ReservoirBattery, target: float, t_max, *, max_pump=None
         g = jnp.clip(optax.apply_updates(g, updates), lo, hi)
     return {"gamma_up": float(g), "energy": float(energy), "steps": len(history), "bracket": (lo, hi),
             "history": history}
+
+
+def reservoir_trajectory(model: ReservoirBattery, ts=None, method=None, options=None):
+    """What ``qb.charge(model)`` returns: the common :class:`~qbjax.Trajectory` of the batteries.
+
+    ``energy`` is the total battery energy ``sum_k E_Bk`` (zero when every
+    battery spin is down), with its exact first and second time derivatives
+    (the generator applied to the saved state; for the mean field, the
+    cumulant right-hand side and its directional derivative), so
+    :func:`qbjax.max_power` refines between grid points as for the other
+    families.  ``variance`` is that of the total battery energy (the exact
+    state's populations; the mean field's second moments).  ``expect`` holds
+    ``"charger"`` and ``"battery_1"`` ... ``"battery_m"``, each ``E(t)`` in
+    energy units.  ``method``: a :mod:`qbjax.methods` value (``Auto``,
+    ``CollectiveExact``, ``MeanField``, ``Lindblad``) or ``None``.
+    """
+    from ..charging import time_grid
+    from ..status import merge
+    from ..trajectory import Trajectory, finite_status
+
+    key = "auto" if method is None else method.key
+    resolved = resolve_method(model, key)
+    if options is None and method is not None:
+        options = method.adaptive_options()
+    ts = time_grid(model) if ts is None else jnp.asarray(ts, jnp.float64)
+    spec = model.spec()
+    w0 = model.omega0
+    names = ["charger"] + [f"battery_{k + 1}" for k in range(model.batteries)]
+    if resolved == "lindblad":
+        return _lindblad_trajectory(model, spec, ts, options, names)
+    if resolved == "meanfield":
+        closure = getattr(method, "closure", "full")
+        n, dn, d2n, cov, flags = _meanfield_moments(model, spec, ts, closure, options)
+    else:
+        from ..dynamics.collective import solve_collective
+        from ..representation.collective import collective_problem
+
+        problem, rates = collective_problem(spec)
+        n, dn, d2n, cov, _, flags = solve_collective(problem, rates, ts, options=options, status=True, moments=True)
+    energy = w0 * jnp.sum(n[1:], axis=0)
+    var = w0**2 * jnp.sum(cov[1:, 1:], axis=(0, 1))
+    expect = {name: w0 * n[i] for i, name in enumerate(names)}
+    return Trajectory(ts, energy, w0 * jnp.sum(dn[1:], axis=0), w0 * jnp.sum(d2n[1:], axis=0),
+                      jnp.maximum(var, 0.0), jnp.zeros(0), jnp.asarray(spec.energy_bound, jnp.float64), "quantum",
+                      "exact" if resolved == "exact" else resolved, merge(flags, finite_status(energy)),
+                      expect=expect)
+
+
+def _meanfield_moments(model, spec, ts, closure, options):
+    """Mean excitations ``n_e``, their two derivatives and covariances from the cumulant equations."""
+    from ..dynamics.cumulants import Individual, cumulant_rhs, derive, initial_moments, solve_cumulants
+    from ..representation.collective import collective_problem
+
+    problem, rates = collective_problem(spec)
+    channels, all_rates = list(problem.channels), [rates]
+    for e, r in model.individual_rates().items():
+        channels.append(Individual(problem.names.index(e)))
+        all_rates.append(jnp.reshape(r, (1,)))
+    eqs = derive(problem.sizes, tuple(channels), closure)
+    rates = jnp.concatenate(all_rates)
+    y0 = initial_moments(eqs, problem.excitations)
+    kw = {} if options is None else {"options": options}
+    ys, flags = solve_cumulants(eqs, rates, y0, ts, status=True, **kw)
+    rhs = cumulant_rhs(eqs, rates)
+    dys = jax.vmap(rhs)(ys)
+    d2ys = jax.vmap(lambda y, dy: jax.jvp(rhs, (y,), (dy,))[1])(ys, dys)
+    sizes = jnp.asarray(problem.sizes, jnp.float64)
+    K = len(problem.sizes)
+    zi = [eqs.z_index(e) for e in range(K)]
+    n = sizes[:, None] * (1.0 + ys[:, zi].T) / 2.0
+    dn = sizes[:, None] * dys[:, zi].T / 2.0
+    d2n = sizes[:, None] * d2ys[:, zi].T / 2.0
+    # Cov(n_e, n_f) = N_e N_f (w_ef - z_e z_f) / 4, and N (1 + (N - 1) w_ee - N z_e^2) / 4 on the diagonal
+    z = ys[:, zi].T
+    rows = []
+    for e in range(K):
+        row = []
+        for f in range(K):
+            key = ((min(e, f), "z"), (max(e, f), "z"))
+            # the factorized closure keeps no zz correlators: <s^z s^z> = z_e z_f (binomial ensembles)
+            w = ys[:, eqs.variables.index(key)] if key in eqs.variables else z[e] * z[f]
+            if e == f:
+                N = sizes[e]
+                row.append(N * (1.0 + (N - 1.0) * w - N * z[e] ** 2) / 4.0)
+            else:
+                row.append(sizes[e] * sizes[f] * (w - z[e] * z[f]) / 4.0)
+        rows.append(jnp.stack(row))
+    return n, dn, d2n, jnp.stack(rows), flags
+
+
+def _lindblad_trajectory(model, spec, ts, options, names):
+    """The dense Lindblad run of ``charge`` on the spec, with the ensembles' energies as observables."""
+    from .. import representation as rep
+    from ..charging import lindblad_trajectory
+
+    b = rep.basis(spec)
+    ops = {}
+    for name, e in zip(names, model.ensembles):
+        N = model.sizes[model.ensembles.index(e)]
+        ops[name] = rep.dense(spec.space, (term(model.omega0, f"{e}.jz"), Term(model.omega0 * N / 2)), b)
+    return lindblad_trajectory(spec, ts, None, options, observables=ops)
+
+
+register_native("reservoirs", ("auto", "exact", "meanfield", "lindblad"),
+                lambda model, ts, method, options: reservoir_trajectory(model, ts, method, options))
