@@ -337,7 +337,8 @@ def _exact(model, spec, ts, options, memory_limit):
     return ReservoirTrajectory(ts, dens[0], dens[1:], "exact", status=flags)
 
 
-def _meanfield(model, spec, ts, closure, options):
+def _cumulants(model, spec, ts, closure, options):
+    """``(problem, eqs, rates, ys, flags)``: the cumulant equations of the spec (and individual decay), solved."""
     from ..dynamics.cumulants import Individual, derive, initial_moments, solve_cumulants
     from ..representation.collective import collective_problem
 
@@ -347,9 +348,14 @@ def _meanfield(model, spec, ts, closure, options):
         channels.append(Individual(problem.names.index(e)))
         all_rates.append(jnp.reshape(r, (1,)))
     eqs = derive(problem.sizes, tuple(channels), closure)
-    y0 = initial_moments(eqs, problem.excitations)
+    rates = jnp.concatenate(all_rates)
     kw = {} if options is None else {"options": options}
-    ys, flags = solve_cumulants(eqs, jnp.concatenate(all_rates), y0, ts, status=True, **kw)
+    ys, flags = solve_cumulants(eqs, rates, initial_moments(eqs, problem.excitations), ts, status=True, **kw)
+    return problem, eqs, rates, ys, flags
+
+
+def _meanfield(model, spec, ts, closure, options):
+    problem, eqs, _, ys, flags = _cumulants(model, spec, ts, closure, options)
     z = jnp.stack([ys[:, eqs.z_index(e)] for e in range(len(problem.sizes))])
     dens = (1.0 + z) / 2.0
     return ReservoirTrajectory(ts, dens[0], dens[1:], "meanfield", closure, ys, flags)
@@ -476,19 +482,9 @@ def reservoir_trajectory(model: ReservoirBattery, ts=None, method=None, options=
 
 def _meanfield_moments(model, spec, ts, closure, options):
     """Mean excitations ``n_e``, their two derivatives and covariances from the cumulant equations."""
-    from ..dynamics.cumulants import Individual, cumulant_rhs, derive, initial_moments, solve_cumulants
-    from ..representation.collective import collective_problem
+    from ..dynamics.cumulants import cumulant_rhs
 
-    problem, rates = collective_problem(spec)
-    channels, all_rates = list(problem.channels), [rates]
-    for e, r in model.individual_rates().items():
-        channels.append(Individual(problem.names.index(e)))
-        all_rates.append(jnp.reshape(r, (1,)))
-    eqs = derive(problem.sizes, tuple(channels), closure)
-    rates = jnp.concatenate(all_rates)
-    y0 = initial_moments(eqs, problem.excitations)
-    kw = {} if options is None else {"options": options}
-    ys, flags = solve_cumulants(eqs, rates, y0, ts, status=True, **kw)
+    problem, eqs, rates, ys, flags = _cumulants(model, spec, ts, closure, options)
     rhs = cumulant_rhs(eqs, rates)
     dys = jax.vmap(rhs)(ys)
     d2ys = jax.vmap(lambda y, dy: jax.jvp(rhs, (y,), (dy,))[1])(ys, dys)
