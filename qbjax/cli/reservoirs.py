@@ -34,7 +34,10 @@ def charge_reservoirs_cli(argv) -> dict:
                    help="initial charger energy density in [0, 1] (rounded to whole excitations)")
     p.add_argument("--battery-energy", type=interval("battery-energy", 0.0, 1.0, what=" (an energy density)"), default=0.0,
                    help="initial battery energy density in [0, 1]")
-    p.add_argument("--method", choices=["auto", "exact", "meanfield", "lindblad"], default="auto")
+    from ..methods import NATIVE
+    from ..models import reservoirs  # noqa: F401  (registers the family's methods)
+
+    p.add_argument("--method", choices=list(NATIVE["reservoirs"][0]), default="auto")
     p.add_argument("--closure", choices=["full", "factorized"], default="full", help="mean-field closure")
     p.add_argument("--t-max", type=positive("t-max"), default=None, help="end of the window (units 1/gamma_down)")
     p.add_argument("--num-times", type=count("num-times", 2), default=401)

@@ -61,7 +61,10 @@ def cmd_sweep(argv) -> dict:
     p.add_argument("--zip", action="append", default=[], metavar="A,B", help="vary these swept parameters together")
     p.add_argument("--t-max", type=positive("t-max"), default=None, help="one window for all points")
     p.add_argument("--num-times", type=count("num-times", 3), default=None)
-    p.add_argument("--method", choices=list(dict.fromkeys(CLOSED_NAMES + OPEN_NAMES)),
+    from ..methods import NATIVE
+
+    p.add_argument("--method", choices=list(dict.fromkeys(CLOSED_NAMES + OPEN_NAMES + tuple(
+        k for aliases, _ in NATIVE.values() for k in aliases))),
                    default="auto", help="propagator (see qbjax charge)")
     p.add_argument("--memory-budget", type=positive("memory-budget"), default=None, metavar="MiB",
                    help="memory per device for one chunk, MiB")
