@@ -219,3 +219,14 @@ def test_charging_time_refuses_a_short_window():
         jax.block_until_ready(charging_time(short, steady_figures(m).energy))
     with pytest.raises(ValueError, match="eps"):
         charging_time(short, 1.0, eps=0.0)
+
+
+def test_cascade_time_is_eq_20():
+    from qbjax.models.heat_engine import cascade_time
+
+    # N = 3: (1/2 + 1/2) / (Gamma (e^{0.8} - 1))
+    assert cascade_time(3, -0.8, 0.1) == pytest.approx(1.0 / (0.1 * (math.exp(0.8) - 1.0)), rel=1e-14)
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        cascade_time(1, -0.8, 0.1)
+    with pytest.raises(ValueError, match="beta_omega must be < 0"):
+        cascade_time(4, 0.5, 0.1)

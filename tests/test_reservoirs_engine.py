@@ -65,3 +65,12 @@ def test_reservoir_methods_are_checked():
         qb.charge(MODEL, TS, method="spectral")
     with pytest.raises(ValueError, match="non-decreasing"):
         qb.charge(MODEL, jnp.array([0.0, 1.0, 0.5]))
+
+
+def test_plateau_density_and_its_range():
+    from qbjax.models.reservoirs import plateau_density
+
+    assert plateau_density(3, 1.0) == pytest.approx(0.5, rel=1e-15)  # sin^2(pi/4): Fig. 2e's half charge
+    assert plateau_density(1, 0.0) == pytest.approx(1.0, rel=1e-15)
+    with pytest.raises(ValueError, match="pump_ratio must be <= batteries - 1"):
+        plateau_density(3, 2.5)

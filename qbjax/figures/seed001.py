@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..charging import charge
-from ..models.heat_engine import HeatEngineBattery, HeatEngineFull, closed_form_steady
+from ..models.heat_engine import HeatEngineBattery, HeatEngineFull, cascade_time, closed_form_steady
 from ..status import check
 from ..steady import open_charging, steady_figures
 from ._io import outdir, progress, save
@@ -95,10 +95,7 @@ def charging_row(n: int, beta_omega: float = BETA_OMEGA, rate: float = RATE) -> 
 
 def eq20_tau(n: int, beta_omega: float = BETA_OMEGA, rate: float = RATE) -> float:
     """Eq. 20's cascade estimate ``sum_{m=1}^{N-1} 1/((N-m) m) / (Gamma_e (e^{-beta omega} - 1))``."""
-    if n < 2:
-        return float("nan")
-    m = np.arange(1, n, dtype=float)
-    return float(np.sum(1.0 / ((n - m) * m)) / (rate * (math.exp(-beta_omega) - 1.0)))
+    return cascade_time(n, beta_omega, rate) if n >= 2 else float("nan")  # NaN: no point to draw for N = 1
 
 
 def _individual_steady():

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..models.reservoirs import ReservoirBattery, charge_reservoirs, minimal_pump
+from ..models.reservoirs import ReservoirBattery, charge_reservoirs, minimal_pump, plateau_density
 from ._io import outdir, progress, save
 
 #: The paper's sizes (Fig. 2).
@@ -36,8 +36,7 @@ PANELS = (("a", 1, 0.0, 1.0), ("b", 2, 0.0, 0.5), ("c", 2, 1.0, 1.0),
 def plateau_formula(m: int, pump: float) -> float:
     """``sin^2(pi / (2 (m - gamma_up/gamma_down)))``: the large-``N_C`` mean-field plateau found numerically
     here for ``0 <= gamma_up <= (m - 1) gamma_down`` (an observation of this computation, not from the paper)."""
-    meff = m - pump
-    return math.sin(math.pi / (2 * meff)) ** 2 if meff >= 1 else float("nan")
+    return plateau_density(m, pump) if m - pump >= 1 else float("nan")  # NaN: outside the plateau regime, not drawn
 
 
 def _run(n_c, n_b, m, pump, t_max, num, charger_excited=None, closure="full", method="meanfield", late=None):

@@ -47,6 +47,7 @@ from fractions import Fraction
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array
 
 from ..model import AbstractBattery, Dissipator, Spec, Term, term
@@ -336,3 +337,14 @@ def closed_form_steady(n: int, beta_omega: float, omega0: float = 1.0) -> dict:
         "ergotropy": energy - passive,
         "ergotropy_symmetric": 2 * energy - n * omega0,
     }
+
+
+def cascade_time(n: int, beta_omega: float, rate: float) -> float:
+    """Eq. 20 of seed 001: the superradiant cascade's charging time estimate
+    ``sum_{m=1}^{N-1} 1/((N-m) m) / (Gamma_e (e^{-beta omega} - 1))`` (``N >= 2``, ``beta omega < 0``)."""
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2 (a cascade needs two batteries), got {n!r}")
+    if not beta_omega < 0:
+        raise ValueError(f"beta_omega must be < 0 (population inversion), got {beta_omega!r}")
+    m = np.arange(1, int(n), dtype=float)
+    return float(np.sum(1.0 / ((n - m) * m)) / (rate * (math.exp(-beta_omega) - 1.0)))

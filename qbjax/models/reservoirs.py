@@ -64,7 +64,7 @@ from ._common import ParameterError, check_real, check_size
 
 __all__ = ["ReservoirBattery", "ReservoirTrajectory", "charge_reservoirs", "final_battery_energy",
            "minimal_pump", "METHODS", "AUTO_EXACT_ENTRIES",
-           "reservoir_trajectory"]
+           "reservoir_trajectory", "plateau_density"]
 
 METHODS = ("auto", "exact", "meanfield", "lindblad")
 #: ``method="auto"`` solves exactly up to this many entries of the neutral-sector state (a few seconds here).
@@ -527,3 +527,13 @@ def _lindblad_trajectory(model, spec, ts, options, names):
 
 register_native("reservoirs", ("auto", "exact", "meanfield", "lindblad"),
                 lambda model, ts, method, options: reservoir_trajectory(model, ts, method, options))
+
+
+def plateau_density(batteries: int, pump_ratio: float) -> float:
+    """``sin^2(pi / (2 (m - gamma_up/gamma_down)))``: the large-``N_C`` mean-field plateau of the battery energy
+    density, found numerically in this computation for ``0 <= gamma_up <= (m - 1) gamma_down`` (an observation,
+    not a result of the paper; ``qbjax reproduce reservoirs-pump`` draws it against the solved plateaus)."""
+    meff = batteries - pump_ratio
+    if not meff >= 1:
+        raise ValueError(f"pump_ratio must be <= batteries - 1 = {batteries - 1} (the plateau regime), got {pump_ratio!r}")
+    return math.sin(math.pi / (2 * meff)) ** 2
