@@ -122,6 +122,10 @@ def time_grid(model: AbstractBattery, t_max=None, num_times: int | None = None):
         t_max = model.default_t_max()
     if num_times is None:
         num_times = model.default_num_times()
+    if not (isinstance(num_times, (int, np.integer)) and num_times >= 2):
+        raise ValueError(f"num_times must be an integer >= 2 (a power needs a time after 0), got {num_times!r}")
+    if is_concrete(t_max) and not (np.all(np.isfinite(np.asarray(t_max))) and np.all(np.asarray(t_max) > 0)):
+        raise ValueError(f"t_max must be finite and > 0, got {t_max!r}")
     return jax.lax.stop_gradient(jnp.linspace(0.0, jnp.asarray(t_max, jnp.float64), num_times))
 
 

@@ -126,3 +126,15 @@ def test_a_decreasing_grid_is_refused():
     # inside jit the ODE path reports it as a flag
     traj = jax.jit(lambda ts: qb.charge(m, ts, method="ode"))(jnp.array([0.0, 2.0, 1.0, 3.0]))
     assert int(traj.status) & status.BAD_GRID
+
+
+def test_time_grids_are_checked():
+    m = qb.DickeBattery(2, 0.3)
+    with pytest.raises(ValueError, match="t_max must be finite and > 0"):
+        qb.time_grid(m, t_max=-1.0)
+    with pytest.raises(ValueError, match="num_times must be an integer >= 2"):
+        qb.time_grid(m, num_times=1)
+    with pytest.raises(ValueError, match="ts must be non-decreasing"):
+        qb.charge(m, jnp.linspace(0.0, -5.0, 11))
+    with pytest.raises(ValueError, match="ts must be a 1-D array"):
+        qb.charge(m, jnp.linspace(0.0, 1.0, 6).reshape(3, 2))

@@ -11,6 +11,7 @@ import pytest
 from scipy.optimize import brentq
 
 from qbjax.cli import main
+from qbjax.models import DickeBattery
 from qbjax.sweep import SweepError, parse_range, product, sweep, zipped
 
 #: sin^2(x)/x peaks where tan x = 2x (oscillator battery, seed 000 Eq. 10).
@@ -169,3 +170,10 @@ def test_sharded_over_eight_virtual_devices_equals_one_device():
     assert out["devices"] == 8 and out["one"] == 1 and out["chunk"] == 2  # 13 points -> 2 per device
     assert out["diff"] <= 1e-12, out
     assert out["direct"] <= 1e-9, out
+
+
+def test_sweep_windows_are_checked_before_any_work():
+    with pytest.raises(SweepError, match="t_max must be finite and > 0"):
+        sweep(DickeBattery, {"g": [0.1, 0.2]}, "max_power", n=2, t_max=-1.0, progress=False)
+    with pytest.raises(SweepError, match="num_times must be an integer >= 2"):
+        sweep(DickeBattery, {"g": [0.1, 0.2]}, "max_power", n=2, num_times=1, progress=False)

@@ -131,6 +131,10 @@ def sweep(
             (raised before any computation).
     """
     t_start = time.perf_counter()
+    if num_times is not None and not (isinstance(num_times, (int, np.integer)) and num_times >= 2):
+        raise SweepError(f"num_times must be an integer >= 2 (a power needs a time after 0), got {num_times!r}")
+    if t_max is not None and not (np.all(np.isfinite(np.asarray(t_max))) and np.all(np.asarray(t_max) > 0)):
+        raise SweepError(f"t_max must be finite and > 0, got {t_max!r}")
     grid = as_grid(grid)
     metric_list = _resolve_metrics(metrics)
     devices = list(jax.devices() if devices is None else devices)
