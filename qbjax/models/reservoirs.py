@@ -362,16 +362,15 @@ def _meanfield(model, spec, ts, closure, options):
 
 
 def _lindblad(model, spec, ts, options):
-    from .. import representation as rep
-    from ..dynamics import ODEOptions, mesolve
-    from ..representation.open import dense_lindblad
+    """The dense check through ``charge``'s Lindblad propagator (one dense-Lindblad path), as densities."""
+    from ..dynamics import ODEOptions
 
-    ops = dense_lindblad(spec)
-    obs = [rep.dense(spec.space, (term(1.0, f"{e}.jz"),), ops.basis) for e in model.ensembles]
     opts = ODEOptions(rtol=1e-10, atol=1e-12) if options is None else options
-    ex, _, flags = mesolve(ops.H, ops.jumps, ops.rho0, ts, observables=obs, options=opts, status=True)
-    dens = ex / jnp.asarray(model.sizes, jnp.float64)[:, None] + 0.5
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad", status=flags)
+    names = ["charger"] + [f"battery_{k + 1}" for k in range(model.batteries)]
+    traj = _lindblad_trajectory(model, spec, ts, opts, names)
+    scale = jnp.asarray(model.sizes, jnp.float64)[:, None] * model.omega0
+    dens = jnp.stack([traj.expect[n] for n in names]) / scale
+    return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad", status=traj.status)
 
 
 def final_battery_energy(model: ReservoirBattery, t_max, *, method: str = "meanfield", closure: str = "full",
