@@ -89,3 +89,13 @@ def test_collision_method_value_and_bad_calls():
         qb.charge(m, jnp.linspace(0, 1, 5))
     with pytest.raises(qb.models.ParameterError, match="thetas must be >= 0"):
         COHERENT.with_schedule(-THETAS)
+
+
+def test_functions_that_would_evolve_the_wrong_dynamics_refuse():
+    """battery_state/ergotropy evolve a Hamiltonian: a collisional battery has none, so they refuse rather than
+    return the untouched ground state."""
+    m = COHERENT.with_schedule(THETAS)
+    with pytest.raises(ValueError, match="charged by its own solvers"):
+        qb.battery_ergotropy(m, 1.0)
+    traj = qb.charge(m)
+    assert float(traj.energy[-1]) > 1.0

@@ -40,6 +40,8 @@ class _Point:
 
         if self.classical or self.method not in ("auto", "spectral"):
             return None
+        if self.model.native_method() is not None:  # a family with its own solvers: charge runs them
+            return None
         if resolve_method(self.spec, self.method, False, None) != "spectral":
             return None
         return spectral_decomposition(self.spec)
