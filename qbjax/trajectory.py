@@ -8,13 +8,14 @@ import warnings
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .model import Spec
 from .status import NONFINITE, flag
 from .status import check as check_status
 
-__all__ = ["Trajectory", "TruncationWarning", "TRUNCATION_TOL", "warn_truncation", "finite_status", "energy_bound"]
+__all__ = ["Trajectory", "TruncationWarning", "TRUNCATION_TOL", "warn_truncation", "warn_top_population", "finite_status", "energy_bound"]
 
 
 #: Default tolerance on the population of the highest kept Fock level.
@@ -77,19 +78,21 @@ class Trajectory(eqx.Module):
 
 
 def warn_truncation(traj: Trajectory, tol: float):
-    top = traj.top_population
-    if isinstance(top, jax.core.Tracer) or top.size == 0:
+    """Warn (:class:`TruncationWarning`) when a truncated mode's top kept level exceeds ``tol``."""
+    warn_top_population(traj.top_population, tol, level="the highest kept Fock level", advice="increase the cutoff",
+                        diverged="non-finite population in the truncated modes: the dynamics diverged", stacklevel=4)
+
+
+def warn_top_population(top, tol: float, *, level: str, advice: str, diverged: str, stacklevel: int = 3):
+    """The one truncation check: ``top`` (concrete) above ``tol`` warns, non-finite raises; traced does nothing."""
+    if isinstance(top, jax.core.Tracer) or np.size(top) == 0:
         return
-    worst = float(jnp.max(top))
+    worst = float(np.max(np.asarray(top)))
     if not math.isfinite(worst):
-        raise FloatingPointError("non-finite population in the truncated modes: the dynamics diverged")
+        raise FloatingPointError(diverged)
     if worst > tol:
-        warnings.warn(
-            f"the highest kept Fock level reaches population {worst:.2e} > {tol:.0e}: "
-            "increase the cutoff (results are truncated)",
-            TruncationWarning,
-            stacklevel=3,
-        )
+        warnings.warn(f"{level} reaches population {worst:.2e} > {tol:.0e}: {advice} (results are truncated)",
+                      TruncationWarning, stacklevel=stacklevel + 1)
 
 
 def finite_status(x):

@@ -20,12 +20,10 @@ reverse-mode memory is ``O((K / c + c) d^2)`` instead of ``O(K d^2)``.
 from __future__ import annotations
 
 import math
-import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from ..dynamics.collisions import (
@@ -40,7 +38,7 @@ from ..dynamics.collisions import (
 from ..methods import register_native
 from ..metrics import passive_energy
 from ..models._common import ParameterError
-from ..trajectory import Trajectory, TruncationWarning, finite_status
+from ..trajectory import Trajectory, finite_status, warn_top_population
 from ._model import CollisionalModel, check_schedule
 
 __all__ = [
@@ -252,18 +250,8 @@ def collide(model: CollisionalModel, thetas, *, mode: str = "auto", record_popul
 
 
 def warn_truncation(top, levels: int, tol: float = TRUNCATION_TOL, stacklevel: int = 3):
-    if isinstance(top, jax.core.Tracer):
-        return
-    worst = float(np.max(np.asarray(top)))
-    if not math.isfinite(worst):
-        raise FloatingPointError("non-finite population: the collision map diverged")
-    if worst > tol:
-        warnings.warn(
-            f"the top kept Fock level ({levels - 1}) reaches population {worst:.2e} > {tol:.0e}: "
-            "increase levels (results are truncated)",
-            TruncationWarning,
-            stacklevel=stacklevel,
-        )
+    warn_top_population(top, tol, level=f"the top kept Fock level ({levels - 1})", advice="increase levels",
+                        diverged="non-finite population: the collision map diverged", stacklevel=stacklevel + 1)
 
 
 def stored_energy(model: CollisionalModel, thetas, mode: str = "auto", checkpoint: int | None | str = "auto"):
