@@ -37,11 +37,7 @@ def battery_state_status(model: AbstractBattery | Spec, t, eig=None):
 
     ``eig``: the :func:`spectral_decomposition` of the spec, when the caller has it.
     """
-    if isinstance(model, AbstractBattery) and model.native_method() is not None:
-        raise ValueError(f"battery_state: a {model.name} battery is charged by its own solvers "
-                         f"({model.native_method()}), not by a Hamiltonian this function could evolve; for "
-                         "collisions use qbjax.collisional.collide(...).density_matrix() and .ergotropy()")
-    spec = model.spec() if isinstance(model, AbstractBattery) else model
+    spec = _closed_spec(model)
     if spec.dissipators:
         raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
     method = resolve_method(spec, "auto", False, None)
@@ -93,9 +89,18 @@ def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool
     """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised."""
     from .metrics import ergotropy
 
-    rho, flags = battery_state_status(model, t, eig=eig)
-    spec = model.spec() if isinstance(model, AbstractBattery) else model
+    spec = _closed_spec(model)
+    rho, flags = battery_state_status(spec, t, eig=eig)
     hb = battery_hamiltonian(spec)
     if physical and spec.battery_levels is not None:
         return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies), flags
     return ergotropy(rho, hb), flags
+
+
+def _closed_spec(model: AbstractBattery | Spec) -> Spec:
+    """The spec whose Hamiltonian these functions evolve; a battery charged by its own solvers has none."""
+    if isinstance(model, AbstractBattery) and model.native_method() is not None:
+        raise ValueError(f"battery_state: a {model.name} battery is charged by its own solvers "
+                         f"({model.native_method()}), not by a Hamiltonian this function could evolve; for "
+                         "collisions use qbjax.collisional.collide(...).density_matrix() and .ergotropy()")
+    return model.spec() if isinstance(model, AbstractBattery) else model
