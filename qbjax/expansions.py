@@ -12,6 +12,7 @@ operators they act with come from :mod:`qbjax.representation.closed`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -331,6 +332,10 @@ def _lanczos_jit(spec: Spec, D, v0, steps: int):
 
 @eqx.filter_jit
 def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, diagonals, mode: str):
+    return _chebyshev_body(spec, ts, coeffs, c, r, n_chunks, diagonals, mode)
+
+
+def _chebyshev_body(spec: Spec, ts, coeffs, c, r, n_chunks: int, diagonals, mode: str):
     layout = sector_layout(spec)
     apply_H, apply_B, apply_C = closed_operators(spec, diagonals, layout)
     masks = tensor_masks(spec)
@@ -344,3 +349,92 @@ def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, di
     top = jnp.max(top, axis=0) if masks else jnp.zeros(0)
     traj = Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "chebyshev", finite_status(E))
     return traj, growth, series
+
+
+# --- Chebyshev with traced parameters: one static plan for a bucket of sweep points ---------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TracedChebyshev:
+    """Static sizes of a Chebyshev run whose enclosure and window are traced (a sweep bucket's points).
+
+    Every point of the bucket gets its own rigorous enclosure ``[c - r, c + r]``
+    (:func:`enclosure`, Gershgorin discs of its traced coefficients) and its
+    own window; ``terms`` per chunk cover the largest ``r * save * dt`` of the
+    bucket (a smaller argument only adds coefficients below 1e-17), and
+    ``state_terms`` the largest ``r * t_max`` (the state at any time of the
+    window, for the ergotropy).
+    """
+
+    terms: int
+    save: int
+    chunks: int
+    mode: str
+    state_terms: int
+    cost: float
+
+
+def enclosure(spec: Spec, diagonals=None):
+    """``(c, r)``: centre and half-width of Gershgorin's enclosure of ``H`` (rigorous; traceable)."""
+    diagonals = operator_diagonals(spec) if diagonals is None else diagonals
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    d = jnp.real(diagonals[0])
+    radius = rep.row_bound(spec.space, off, traced=True)
+    lo, hi = jnp.min(d - radius), jnp.max(d + radius)
+    return (hi + lo) / 2, jnp.maximum((hi - lo) / 2, 1e-300)
+
+
+def traced_plan(spec: Spec, num_times: int, argument: float, state_argument: float,
+                batch: int = 1) -> TracedChebyshev:
+    """The cheapest static chunking for ``num_times`` save times when ``r * t_max <= argument``.
+
+    ``spec`` is any point of the bucket (only its structure is used);
+    ``argument`` the bucket's largest ``r T`` (:func:`enclosure` times the window);
+    ``batch`` the points that share each loop iteration (its fixed cost is
+    divided among them).  ``cost`` is in the plan's units (state-entry
+    operations, :func:`~qbjax.dynamics.chebyshev.chunk_plan`) per point,
+    the state expansion included.
+    """
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    layout = sector_layout(spec)
+    size = math.prod(layout.shape) if layout is not None else math.prod(spec.dims)
+    n = num_times - 1
+    loop = _LOOP_OVERHEAD / max(1, batch)
+    coeffs, n_chunks, mode, cost = chunk_plan(n, argument / n, 0.0, 1.0, size, 1 + len(off),
+                                              1 + len(evaluation_terms(spec)), real=real_operators(spec),
+                                              max_argument=CHEB_MAX_ARGUMENT, memory=_CHEB_MEMORY,
+                                              loop_overhead=loop, coeff_cost=0.0)
+    from .dynamics.chebyshev import chebyshev_terms
+
+    state_terms = chebyshev_terms(state_argument)
+    # the state: one complex product per term (three units per entry and product term) and a loop step
+    cost = cost * size + state_terms * (6 * (1 + len(off)) * size + loop)
+    return TracedChebyshev(coeffs[0].shape[1] - 3, coeffs[0].shape[0], n_chunks, mode, state_terms, cost)
+
+
+def traced_chebyshev(spec: Spec, ts, plan: TracedChebyshev) -> Trajectory:
+    """Closed dynamics on the uniform grid ``ts`` (from 0, ``1 + chunks * save`` times) with traced parameters."""
+    from .dynamics.chebyshev import traced_coefficients
+    from .status import ENCLOSURE, flag, merge
+
+    diagonals = operator_diagonals(spec)
+    c, r = enclosure(spec, diagonals)
+    dt = ts[1] - ts[0]
+    coeffs = traced_coefficients(r, dt * jnp.arange(1, plan.save + 1), plan.terms)
+    traj, growth, _ = _chebyshev_body(spec, ts, coeffs, c, r, plan.chunks, diagonals, plan.mode)
+    return eqx.tree_at(lambda t: t.status, traj, merge(traj.status, flag(growth > 1.0 + _CHEB_GROWTH_TOL, ENCLOSURE)))
+
+
+def traced_state(spec: Spec, t, plan: TracedChebyshev):
+    """The full state tensor at time ``t`` (at most the planned window) by one Chebyshev expansion."""
+    from .dynamics.chebyshev import chebyshev_state
+
+    diagonals = operator_diagonals(spec)
+    c, r = enclosure(spec, diagonals)
+    layout = sector_layout(spec)
+    apply_H, _, _ = closed_operators(spec, diagonals, layout)
+    psi0 = initial_tensor(spec)
+    if layout is not None:
+        psi0 = layout.compact(psi0)
+    psi = chebyshev_state(apply_H, psi0, c, r, t, plan.state_terms)
+    return layout.expand(psi) if layout is not None else psi

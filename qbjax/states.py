@@ -32,14 +32,17 @@ def battery_state(model: AbstractBattery | Spec, t) -> Array:
     return settle(rho, flags, "battery_state")
 
 
-def battery_state_status(model: AbstractBattery | Spec, t, eig=None):
+def battery_state_status(model: AbstractBattery | Spec, t, eig=None, psi=None):
     """``(rho_B, status)``: :func:`battery_state` with its failure flag (:mod:`qbjax.status`) returned, not raised.
 
-    ``eig``: the :func:`spectral_decomposition` of the spec, when the caller has it.
+    ``eig``: the :func:`spectral_decomposition` of the spec, when the caller has it;
+    ``psi``: the global state tensor (shape ``spec.dims``) at ``t``, when the caller has it.
     """
     spec = _closed_spec(model)
     if spec.dissipators:
         raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
+    if psi is not None:
+        return _reduce(spec, psi), finite_status(psi)
     method = resolve_method(spec, "auto", False, None)
     return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), method, eig if method == "spectral" else None)
 
@@ -59,11 +62,16 @@ def _battery_state_jit(spec: Spec, t, method: str, eig=None):
         psis, solved = sesolve(lambda s, x, a: H(x), psi0, ts, options=ODEOptions(rtol=1e-12, atol=1e-12),
                                status=True)
         full = psis[-1]
+    rho = _reduce(spec, full)
+    return rho, merge(solved, finite_status(rho))
+
+
+def _reduce(spec: Spec, full):
+    """The battery dofs' reduced density matrix of a global state tensor."""
     keep = [i for i, n in enumerate(spec.names) if n in spec.battery_dofs]
     rest = [i for i in range(len(spec.dims)) if i not in keep]
     x = jnp.transpose(full, keep + rest).reshape(math.prod(spec.dims[i] for i in keep), -1)
-    rho = x @ x.conj().T
-    return rho, merge(solved, finite_status(rho))
+    return x @ x.conj().T
 
 
 def battery_hamiltonian(spec: Spec) -> Array:
@@ -85,12 +93,13 @@ def battery_ergotropy(model: AbstractBattery | Spec, t, *, physical: bool = True
     return settle(value, flags, "battery_ergotropy")
 
 
-def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True, eig=None):
-    """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised."""
+def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True, eig=None, psi=None):
+    """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised
+    (``eig``, ``psi``: as in :func:`battery_state_status`)."""
     from .metrics import ergotropy
 
     spec = _closed_spec(model)
-    rho, flags = battery_state_status(spec, t, eig=eig)
+    rho, flags = battery_state_status(spec, t, eig=eig, psi=psi)
     hb = battery_hamiltonian(spec)
     if physical and spec.battery_levels is not None:
         return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies), flags

@@ -65,6 +65,8 @@ CLOSURE_BROKE = 16
 NOT_REACHED = 32
 #: The time grid decreases somewhere (outputs must be at non-decreasing times).
 BAD_GRID = 64
+#: A Chebyshev vector grew: the spectral enclosure missed part of the spectrum the state sees.
+ENCLOSURE = 128
 
 MESSAGES = {
     NONFINITE: "non-finite result: the dynamics diverged",
@@ -75,6 +77,8 @@ MESSAGES = {
     NOT_REACHED: "charging_time: the deficit never falls below eps on this grid (extend t_max) "
                  "or is already below it at t = 0",
     BAD_GRID: "the time grid ts must be non-decreasing",
+    ENCLOSURE: "a Chebyshev vector grew: the spectral enclosure of H missed part of the spectrum "
+               "(report this: the Gershgorin bound is rigorous)",
 }
 
 

@@ -128,3 +128,39 @@ def test_krylov_error_bound_is_an_upper_bound(chain):
             exact = U @ (np.exp(-1j * lam * tau) * (U.conj().T @ psi0))
             approx = V[:mm].T @ (Q @ (np.exp(-1j * mu * tau) * Q[0]))
             assert np.linalg.norm(exact - approx) <= bd * (1 + 1e-6) + 1e-13
+
+
+def test_traced_bessel_coefficients_match_scipy():
+    import jax
+    import jax.numpy as jnp
+    import scipy.special as sps
+
+    from qbjax.dynamics.chebyshev import bessel_sequence, chebyshev_coefficients, chebyshev_terms, traced_coefficients
+
+    # from below the series cut-off (1e-12) to the largest chunk argument (250): absolute error of J_k <= 1e-14
+    z = np.array([0.0, 1e-13, 1e-6, 0.3, 5.0, 40.0, 249.0])
+    K = chebyshev_terms(249.0)
+    J = np.asarray(jax.jit(lambda x: bessel_sequence(x, K))(jnp.asarray(z)))
+    ref = sps.jv(np.arange(K + 1)[None, :], z[:, None])
+    assert np.all(np.isfinite(J)) and np.max(np.abs(J - ref)) < 1e-14
+    taus = np.linspace(0.1, 3.0, 7)
+    K = chebyshev_terms(40.0 * 3.0)
+    traced = jax.jit(lambda r: traced_coefficients(r, jnp.asarray(taus), K))(40.0)
+    for a, b in zip(traced, chebyshev_coefficients(0.0, 40.0, taus, K, phase=False), strict=True):
+        assert np.max(np.abs(np.asarray(a) - b)) < 1e-13
+
+
+def test_traced_enclosure_is_rigorous_and_matches_the_concrete_bound():
+    import jax
+
+    from qbjax.models import DickeBattery
+
+    for m in (DickeBattery(3, 0.7, cutoff=20), SpinChainBattery(5, alpha=0.5, couplings="power")):
+        spec = m.spec()
+        w = np.linalg.eigvalsh(np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling,
+                                                    rep.basis(spec))))
+        c, r = (float(x) for x in jax.jit(ex.enclosure)(spec))
+        assert c - r <= w.min() + 1e-12 and w.max() - 1e-12 <= c + r
+        _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+        np.testing.assert_allclose(np.asarray(rep.row_bound(spec.space, off, traced=True)),
+                                   rep.row_bound(spec.space, off), rtol=1e-15)

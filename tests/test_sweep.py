@@ -177,3 +177,15 @@ def test_sweep_windows_are_checked_before_any_work():
         sweep(DickeBattery, {"g": [0.1, 0.2]}, "max_power", n=2, t_max=-1.0, progress=False)
     with pytest.raises(SweepError, match="num_times must be an integer >= 2"):
         sweep(DickeBattery, {"g": [0.1, 0.2]}, "max_power", n=2, num_times=1, progress=False)
+
+
+def test_chebyshev_sweep_with_traced_bounds_matches_the_dense_path():
+    # one static plan for the group, each point with its own enclosure and window (issue 16, item 5)
+    grid = zipped(g=[0.15, 0.4, 0.6], omega0=[1.0, 0.8, 1.2])
+    metrics = ["max_power", "optimal_time", "ergotropy", "fluctuation_at_max_power"]
+    dense = sweep(DickeBattery, grid, metrics, n=3, cutoff=40, method="spectral", progress=False)
+    cheb = sweep(DickeBattery, grid, metrics, n=3, cutoff=40, method="chebyshev", progress=False)
+    assert cheb.info["groups"][0]["closed_method"] == "chebyshev"
+    assert dense.info["groups"][0]["closed_method"] is None
+    for name in metrics:
+        np.testing.assert_allclose(cheb.values(name), dense.values(name), rtol=1e-9, atol=1e-12, err_msg=name)

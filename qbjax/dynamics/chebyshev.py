@@ -497,3 +497,82 @@ def chunk_plan(n: int, dt: float, c: float, r: float, size: int, h_ops: int, eva
     taus = dt * np.arange(1, s + 1)
     # phase free: observables do not see exp(-i c t), and real H then combines in real arithmetic
     return chebyshev_coefficients(c, r, taus, K, phase=False), n // s, mode, cost
+
+
+#: Miller's backward recurrence for ``J_0 .. J_K`` starts this many orders above ``K``,
+#: and rescales its values whenever they exceed ``_MILLER_BIG``.
+_MILLER_EXTRA, _MILLER_BIG = 48, 1e200
+
+
+def bessel_sequence(z, K: int):
+    """``J_0(z) .. J_K(z)`` (shape ``z.shape + (K + 1,)``) for ``z >= 0``, traceable (Miller's algorithm).
+
+    The recurrence ``J_{k-1} = (2k/z) J_k - J_{k+1}`` is run downwards from
+    order ``M = K + 48`` (where ``J_M`` is negligible whenever ``J_k < 1e-17``
+    for ``k >= K``, which is how :func:`chebyshev_terms` picks ``K``), the
+    values are rescaled as they grow (no overflow for small ``z``) and
+    normalised by ``J_0 + 2 sum_k J_2k = 1``.  Used where the arguments are
+    traced (a sweep's couplings); :func:`chebyshev_coefficients` uses scipy.
+    ``z < 1e-12`` gives ``(1, z/2, 0, ...)`` (the next term is below 1e-25).
+    """
+    z = jnp.asarray(z, jnp.float64)
+    M = K + _MILLER_EXTRA
+    tiny = z < 1e-12
+    zs = jnp.where(tiny, 1.0, z)
+
+    def step(carry, k):
+        f1, f0, count = carry  # f_{k+1}, f_k
+        f = (2.0 * k / zs) * f0 - f1
+        big = jnp.abs(f) > _MILLER_BIG
+        scale = jnp.where(big, 1.0 / _MILLER_BIG, 1.0)
+        count = count + big.astype(jnp.int32)
+        return (f0 * scale, f * scale, count), (f * scale, count)
+
+    init = (jnp.zeros_like(zs), jnp.full_like(zs, 1e-30), jnp.zeros(zs.shape, jnp.int32))
+    (_, _, final), (vals, counts) = jax.lax.scan(step, init, jnp.arange(M, 0, -1, dtype=jnp.float64))
+    # vals[i] is f_{M-1-i}: reverse to orders 0 .. M-1; f_M itself is negligible
+    vals, counts = vals[::-1], counts[::-1]
+    # values written before a later rescaling are too large by _MILLER_BIG per rescaling since
+    lag = final[None] - counts
+    vals = jnp.where(lag == 0, vals, jnp.where(lag == 1, vals / _MILLER_BIG, 0.0))
+    norm = vals[0] + 2.0 * jnp.sum(vals[2::2], axis=0)
+    J = jnp.moveaxis(vals[: K + 1] / norm, 0, -1)
+    k = jnp.arange(K + 1)
+    small = jnp.where(k == 0, 1.0, jnp.where(k == 1, 0.5 * z[..., None], 0.0))
+    return jnp.where(tiny[..., None], small, J)
+
+
+def traced_coefficients(r, taus, K: int):
+    """:func:`chebyshev_coefficients` with ``phase=False`` for a traced half-width ``r`` and times ``taus``."""
+    k = np.arange(K + 3)
+    unit = np.array([1.0, -1j, -1.0, 1j])[k % 4] * np.where(k == 0, 1.0, 2.0) * (k <= K)
+    J = bessel_sequence(r * taus, K + 2)
+    a = J * jnp.asarray(unit)
+
+    def times_ht(x):
+        out = jnp.zeros_like(x)
+        out = out.at[:, 1].add(x[:, 0])
+        out = out.at[:, 2: K + 3].add(0.5 * x[:, 1: K + 2])
+        return out.at[:, 0: K + 1].add(0.5 * x[:, 1: K + 2])
+
+    a1 = times_ht(a)
+    return a, a1, times_ht(a1)
+
+
+def chebyshev_state(apply_H, psi0, c, r, t, K: int):
+    """``exp(-i H t) psi0`` by ``K`` Chebyshev terms (``r t`` at most the plan's argument), traceable in ``t``, ``c``, ``r``."""
+    coef = jnp.asarray(np.array([1.0, -1j, -1.0, 1j])[np.arange(K + 1) % 4] * np.where(np.arange(K + 1) == 0, 1.0, 2.0))
+    coef = coef * bessel_sequence(r * t, K)
+    psi0 = psi0.astype(jnp.complex128)
+
+    def ht(x):
+        return (apply_H(x) - c * x) / r
+
+    def gen(carry, a):
+        q0, q1, acc = carry
+        q2 = 2 * ht(q1) - q0
+        return (q1, q2, acc + a * q1), None
+
+    # (phi_{-1}, phi_0) = (Ht psi, psi): the first step gives phi_1 = Ht psi
+    (_, _, acc), _ = jax.lax.scan(gen, (ht(psi0), psi0, jnp.zeros_like(psi0)), coef)
+    return jnp.exp(-1j * c * t) * acc

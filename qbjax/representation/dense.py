@@ -251,20 +251,28 @@ def diagonal_tensor(space, terms: tuple[Term, ...], dtype=jnp.float64):
     return out
 
 
-def row_bound(space, terms: tuple[Term, ...]) -> np.ndarray:
-    """Per basis state, a bound on ``sum_j |O_ij|`` (Gershgorin radii; concrete values, tensor of shape ``dims``)."""
+def row_bound(space, terms: tuple[Term, ...], traced: bool = False):
+    """Per basis state, a bound on ``sum_j |O_ij|`` (Gershgorin radii, a tensor of shape ``dims``).
+
+    Concrete coefficients give a numpy array; ``traced=True`` a jax array
+    (coefficients may then be tracers: the structure is static).
+    """
+    xp = jnp if traced else np
     dims = tuple(d.dim for _, d in space)
-    out = np.zeros(dims)
+    out = xp.zeros(dims)
     constant = 0.0
     for t in terms:
-        scale = abs(complex(np.asarray(t.coeff)))
+        scale = jnp.abs(t.coeff) if traced else abs(complex(np.asarray(t.coeff)))
         vecs, const = _row_sums(space, t.factors)
         if all(v is None for v in vecs):  # constant row sums (Pauli strings): a scalar
-            constant += scale * const
+            constant = constant + scale * const
             continue
-        vec = np.full((), scale * const)
-        for (_, dof), v in zip(space, vecs):
-            vec = np.multiply.outer(vec, np.ones(dof.dim) if v is None else v)
+        vec = scale * const
+        for i, ((_, dof), v) in enumerate(zip(space, vecs)):
+            if v is not None:
+                shape = [1] * len(dims)
+                shape[i] = dof.dim
+                vec = vec * xp.asarray(v).reshape(shape)
         out = out + vec
     return out + constant
 

@@ -112,7 +112,13 @@ def sweep(
         num_times: grid points of the window (default: the model's, the
             largest over each static group).
         method, options, classical: passed to :func:`qbjax.charge` (``classical=True``:
-            the classical analog's trajectory).
+            the classical analog's trajectory).  Closed dynamics that ``charge``
+            would diagonalise: ``"auto"`` runs each static group either by
+            dense ``eigh`` or by a Chebyshev expansion with traced bounds (each
+            point its own Gershgorin enclosure and window, one static term
+            count for the group), whichever a per-group cost estimate says is
+            faster; ``"chebyshev"`` forces the expansion, ``"spectral"`` the
+            diagonalisation (``info["groups"][i]["closed_method"]`` says which ran).
         memory_budget: bytes per device for one chunk (default: half a
             GPU's memory; on CPU 2 GiB over all virtual devices).
         chunk_size: points per device per chunk (default: from the budget).

@@ -14,8 +14,10 @@ from .grid import SweepError
 class _Point:
     """What the figures of merit of one grid point need, computed on first use (inside the trace)."""
 
-    def __init__(self, model, ts, method: str, options, classical: bool = False):
+    def __init__(self, model, ts, method: str, options, classical: bool = False, plan=None):
         self.model, self.ts, self.method, self.options, self.classical = model, ts, method, options, classical
+        #: a :class:`~qbjax.expansions.TracedChebyshev` when the group's cost model chose Chebyshev over ``eigh``
+        self.plan = plan
         self.statuses = []  # failure flags of what was computed (qbjax.status), checked on the host
 
     def status(self):
@@ -38,7 +40,7 @@ class _Point:
         from ..methods import resolve_method
         from ..representation.closed import spectral_decomposition
 
-        if self.classical or self.method not in ("auto", "spectral"):
+        if self.plan is not None or self.classical or self.method not in ("auto", "spectral"):
             return None
         if self.model.native_method() is not None:  # a family with its own solvers: charge runs them
             return None
@@ -49,7 +51,10 @@ class _Point:
     @functools.cached_property
     def trajectory(self):
         from ..charging import charge, spectral_trajectory
+        from ..expansions import traced_chebyshev
 
+        if self.plan is not None:
+            return traced_chebyshev(self.spec, jnp.asarray(self.ts, jnp.float64), self.plan)
         if self.eig is not None:
             return spectral_trajectory(self.spec, jnp.asarray(self.ts, jnp.float64), self.eig)
         return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
@@ -81,7 +86,12 @@ class _Point:
 def _ergotropy(p: _Point):
     from ..states import battery_ergotropy_status
 
-    value, flags = battery_ergotropy_status(p.spec, p.max_power.time, eig=p.eig)
+    psi = None
+    if p.plan is not None:
+        from ..expansions import traced_state
+
+        psi = traced_state(p.spec, p.max_power.time, p.plan)
+    value, flags = battery_ergotropy_status(p.spec, p.max_power.time, eig=p.eig, psi=psi)
     p.statuses.append(flags)
     return value
 

@@ -86,6 +86,8 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     if swept and not generic:
         gmodel = _replace(gmodel, {k: jnp.asarray(getattr(gmodel, k))[0] for k in swept}, False)
     dyn, stat = eqx.partition(gmodel, eqx.is_array)
+    n_points_ = len(next(iter(swept.values()))) if swept else 1
+    plan = None if generic else _closed_plan(gmodel, stat, swept, n_points_, metric_list, K, t_max, method, classical)
 
     def point(dyn, values, factor):
         m = _replace(eqx.combine(dyn, stat), values, generic)
@@ -97,7 +99,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         # (a traced value: a new t_max does not recompile)
         T = factor if t_max is not None else m.default_t_max() * factor
         ts = jnp.linspace(0.0, jax.lax.stop_gradient(T), K)
-        p = _Point(m, ts, method, options, classical)
+        p = _Point(m, ts, method, options, classical, plan)
         out = {}
         for name, fn, user in metric_list:
             out[name] = jnp.asarray(fn(m, p.trajectory) if user else fn(p), jnp.float64)
@@ -129,7 +131,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     key = (jax.tree.structure(gmodel), tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(dyn)),
            tuple(repr(x) for x in jax.tree.leaves(stat)), tuple((k, v.shape[1:]) for k, v in example.items()),
            tuple((n, fn, u) for n, fn, u in metric_list), t_max is None, K, method,
-           options, tuple(d.id for d in mesh.devices.flat), generic, classical)
+           options, tuple(d.id for d in mesh.devices.flat), generic, classical, plan)
 
     def compile_for(per_device):
         ckey = key + (per_device,)
@@ -215,10 +217,79 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
         again = run({k: v[idx] for k, v in swept.items()}, factors[idx], False)
         for k in out:
             out[k][idx] = again[k]
-    info = {"points": n_points, "chunk_size": chunk, "chunk_points": B, "chunks": math.ceil(n_points / B),
+    info = {"points": n_points, "closed_method": None if plan is None else "chebyshev", "chunk_size": chunk, "chunk_points": B, "chunks": math.ceil(n_points / B),
             "num_times": K, "bytes_per_device": used, "compile_s": compile_s,
             "run_s": time.perf_counter() - t_run, "retried_points": retried}
     return out, info
+
+
+def _closed_plan(gmodel, stat, swept: dict, n_points: int, metric_list, K: int, t_max, method, classical):
+    """A :class:`~qbjax.expansions.TracedChebyshev` for this group's closed dynamics, or ``None`` (``eigh``).
+
+    ``method="chebyshev"`` always plans one; ``"auto"`` when its estimated
+    cost per point is below the dense diagonalisation's (:func:`_spectral_seconds`);
+    every other method, open and classical dynamics, and groups whose window
+    may be doubled (``charging_time``) keep their paths.
+    """
+    from ..expansions import enclosure, traced_plan
+    from ..methods import resolve_method
+    from .metrics import _EXTEND
+
+    if classical or method not in ("auto", "chebyshev") or gmodel.native_method() is not None:
+        return None
+    if any(name in _EXTEND and not user for name, _, user in metric_list):
+        return None
+    spec = gmodel.spec()
+    if spec.dissipators or spec.initial_populations is not None:
+        return None
+    if method == "auto" and resolve_method(spec, "auto", False, None) != "spectral":
+        return None
+    values = {k: np.asarray(v, np.float64) for k, v in swept.items()}
+    dyn = eqx.filter(gmodel, eqx.is_array)
+
+    def argument(dyn, vals):
+        m = _replace(eqx.combine(dyn, stat), vals, False)
+        T = jnp.asarray(t_max if t_max is not None else m.default_t_max(), jnp.float64)
+        return enclosure(m.spec())[1] * T
+
+    if values:
+        args = jax.jit(jax.vmap(argument, in_axes=(None, 0)))(dyn, values)
+    else:
+        args = jax.jit(argument)(dyn, {})
+    rT = float(np.max(np.asarray(args)))
+    if not math.isfinite(rT) or rT <= 0:
+        return None
+    cpu = jax.devices()[0].platform == "cpu"
+    plan = traced_plan(spec, K, rT, rT, batch=_CPU_BATCH if cpu else 64)
+    if method == "chebyshev":
+        return plan
+    import qbjax.representation as rep
+
+    spectral = n_points * _spectral_seconds(rep.basis(spec).dim, K)
+    chebyshev = n_points * _chebyshev_seconds(plan) + _CHEBYSHEV_COMPILE_S
+    return plan if chebyshev < spectral else None
+
+
+def _spectral_seconds(d: int, T: int) -> float:
+    """Estimated seconds per point of the dense path on the 2-core CPU: ``eigh`` then the ``O(T d^2)`` moments.
+
+    Fitted to the README sweep's groups (``d`` = 255, 367, 549 at ``T`` = 401:
+    24, 37, 69 ms per point, shared figures of merit included), and never
+    below ``eigh`` alone (``1.2e-10 d^3``: 20 ms at ``d`` = 546).
+    """
+    fit = 2.4e-11 * d**3 + 1.75e-7 * d * d * (T / 401) + 1.2e-2 * (T / 401)
+    return max(fit, 1.2e-10 * d**3)
+
+
+def _chebyshev_seconds(plan) -> float:
+    """Estimated seconds per point of a traced Chebyshev run: its plan's cost (batched loop steps
+    included) at 0.11 ns per unit, fitted to the same groups (8.2, 7.5, 8.2 ms measured; 8.7, 7.4, 7.3 ms
+    estimated)."""
+    return 1.1e-10 * plan.cost
+
+
+#: Extra compile seconds of a Chebyshev group over a dense one (JAX's persistent cache warm: ~1 s; cold: ~5 s)
+_CHEBYSHEV_COMPILE_S = 2.0
 
 
 #: On CPU, points per vmapped batch inside a chunk, and the number of chunks a group aims for.
