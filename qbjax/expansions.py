@@ -335,11 +335,15 @@ def _chebyshev_jit(spec: Spec, ts, coeffs, c: float, r: float, n_chunks: int, di
     return _chebyshev_body(spec, ts, coeffs, c, r, n_chunks, diagonals, mode)
 
 
-def _chebyshev_body(spec: Spec, ts, coeffs, c, r, n_chunks: int, diagonals, mode: str):
+def _chebyshev_body(spec: Spec, ts, coeffs, c, r, n_chunks: int, diagonals, mode: str, one_loop: bool = False):
+    """``one_loop``: start from a complex state, so that every chunk runs the same loop body (a real first
+    chunk is cheaper to run but is a second loop for XLA to compile)."""
     layout = sector_layout(spec)
     apply_H, apply_B, apply_C = closed_operators(spec, diagonals, layout)
     masks = tensor_masks(spec)
     psi0 = initial_tensor(spec)
+    if one_loop:
+        psi0 = psi0.astype(jnp.complex128)
     if layout is not None:
         masks = tuple(layout.compact(m) for m in masks)
         psi0 = layout.compact(psi0)
@@ -421,7 +425,7 @@ def traced_chebyshev(spec: Spec, ts, plan: TracedChebyshev) -> Trajectory:
     c, r = enclosure(spec, diagonals)
     dt = ts[1] - ts[0]
     coeffs = traced_coefficients(r, dt * jnp.arange(1, plan.save + 1), plan.terms)
-    traj, growth, _ = _chebyshev_body(spec, ts, coeffs, c, r, plan.chunks, diagonals, plan.mode)
+    traj, growth, _ = _chebyshev_body(spec, ts, coeffs, c, r, plan.chunks, diagonals, plan.mode, one_loop=True)
     return eqx.tree_at(lambda t: t.status, traj, merge(traj.status, flag(growth > 1.0 + _CHEB_GROWTH_TOL, ENCLOSURE)))
 
 

@@ -91,8 +91,12 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
 def _local_interpolant(ts, E, dE, d2E, lo, hi):
     """``t -> E(t)``: the quintic Hermite interpolant on the grid intervals between nodes ``lo`` and ``hi``."""
 
+    # [lo, hi] spans one or two grid intervals (the neighbours of the grid maximum): pick by one
+    # comparison (a searchsorted is a loop, nested in the Newton loop: seconds of XLA compile time)
+    mid = jnp.minimum(lo + 1, ts.shape[0] - 1)
+
     def interp(t):
-        k = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, lo, jnp.maximum(hi - 1, lo))
+        k = jnp.where((t >= ts[mid]) & (lo + 1 <= hi - 1), lo + 1, lo)
         return hermite5(t, ts[k], ts[k + 1], (E[k], dE[k], d2E[k]), (E[k + 1], dE[k + 1], d2E[k + 1]))
 
     return interp
