@@ -36,7 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["Box", "Sphere", "Ball", "Simplex", "optimize", "optimize_model", "OptimizeResult", "model_objective"]
+__all__ = ["Box", "Sphere", "Ball", "Simplex", "optimize", "optimize_model", "OptimizeResult", "model_objective",
+           "bracketed_root"]
 
 
 class Box(eqx.Module):
@@ -165,7 +166,8 @@ def _split_constraints(params, constraints):
 
 def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | None = None, restarts: int = 1,
              steps: int = 200, method: str = "adam", learning_rate: float = 0.05, seed: int = 0,
-             progress: bool = True, maximize: bool = True, tol: float | None = 1e-12) -> OptimizeResult:
+             progress: bool = True, maximize: bool = True, tol: float | None = 1e-12,
+             patience: int | None = None, keep_best: bool = False, desc: str | None = None) -> OptimizeResult:
     """Maximise ``objective(params)`` (a differentiable scalar) with optax.
 
     Arguments:
@@ -182,6 +184,13 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
             ``tol * (1 + |value|)`` over three consecutive steps (a converged
             L-BFGS otherwise spends each remaining step in a line search that
             cannot succeed); ``None`` always runs ``steps`` steps.
+        patience: instead, stop once every restart's best objective has
+            improved by at most ``tol * |best|`` over the last ``patience``
+            steps (for noisy or slowly creeping ascents, such as a schedule's
+            stored energy under Adam).
+        keep_best: return each restart's best point of the whole run (the
+            final point included) rather than its final point.
+        desc: the progress bar's label.
 
     Returns:
         An :class:`OptimizeResult`.
@@ -192,6 +201,8 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         raise ValueError(f"restarts must be >= 1 and steps >= 0, got {restarts}, {steps}")
     if tol is not None and not tol >= 0:
         raise ValueError(f"tol must be >= 0 or None, got {tol!r}")
+    if patience is not None and (tol is None or int(patience) < 1):
+        raise ValueError(f"patience must be >= 1 and needs a tol, got patience={patience!r}, tol={tol!r}")
     params = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
     cons = _split_constraints(params, constraints)
     sign = 1.0 if maximize else -1.0
@@ -239,12 +250,22 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=f"optimize ({method}, {restarts} restarts)", file=sys.stderr, mininterval=0.5)
+        bar = tqdm(total=steps, desc=desc or f"optimize ({method}, {restarts} restarts)", file=sys.stderr,
+                   mininterval=0.5)
     dropped = set()
     steps_run, quiet = steps, 0
+    best_Z, best_score = Z, np.full(restarts, -np.inf)
     for i in range(steps):
+        Z_before = Z
         Z, S, v = step_all(Z, S)
         history[i] = -sign * np.asarray(v)
+        if keep_best:  # the value is that of the point before the step
+            score = np.where(np.isfinite(history[i]), sign * history[i], -np.inf)
+            better = score > best_score
+            if better.any():
+                best_score = np.where(better, score, best_score)
+                best_Z = jax.tree.map(lambda b, z: jnp.where(better.reshape((-1,) + (1,) * (z.ndim - 1)), z, b),
+                                      best_Z, Z_before)
         bad = ~np.isfinite(history[i])
         if bad.all():
             raise FloatingPointError(f"optimize: the objective is not finite at any of the {restarts} restart(s) at "
@@ -254,7 +275,17 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
             dropped |= new
             warnings.warn(f"optimize: the objective is not finite at restart(s) {sorted(new)} from step {i}; "
                           "they are left out of the best point", RuntimeWarning, stacklevel=2)
-        if tol is not None and i > 0:
+        if patience is not None:
+            scores = np.where(np.isfinite(history[: i + 1]), sign * history[: i + 1], -np.inf)
+            if i >= patience:
+                best_now, best_then = scores.max(axis=0), scores[: i + 1 - patience].max(axis=0)
+                if np.all(best_now - best_then <= tol * np.abs(best_now)):
+                    steps_run = i + 1
+                    history[i + 1:] = history[i]
+                    if bar is not None:
+                        bar.update(steps - i)
+                    break
+        elif tol is not None and i > 0:
             ok = ~bad & np.isfinite(history[i - 1])
             change = np.abs(history[i] - history[i - 1])[ok]
             quiet = quiet + 1 if np.all(change <= tol * (1.0 + np.abs(history[i][ok]))) else 0
@@ -271,6 +302,13 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         bar.close()
     X = jax.vmap(to_x)(Z)
     values = jax.vmap(objective)(X)
+    if keep_best:  # the final point competes with the best of the run
+        final = np.where(np.isnan(np.asarray(values)), -np.inf, sign * np.asarray(values))
+        earlier = best_score > final
+        if earlier.any():
+            Z = jax.tree.map(lambda b, z: jnp.where(earlier.reshape((-1,) + (1,) * (z.ndim - 1)), b, z), best_Z, Z)
+            X = jax.vmap(to_x)(Z)
+            values = jax.vmap(objective)(X)
     score = jnp.where(jnp.isnan(values), -jnp.inf, sign * values)
     best = int(jnp.argmax(score))
     return OptimizeResult({k: v[best] for k, v in X.items()}, values[best], best, X, values, history, method,
@@ -361,3 +399,70 @@ def optimize_model(model, params, figure="max_power", *, tau=None, t_max=None, n
     optimizer = kwargs.pop("optimizer", "adam")
     res = optimize(obj, start, constraints=cons, method=optimizer, **kwargs)
     return replace_params(model, **res.params), res
+
+
+def bracketed_root(value_and_grad: Callable, lo: float, hi: float, *, f_lo: float | None = None,
+                   f_hi: float | None = None, x0: float | None = None, tol: float = 1e-10,
+                   max_steps: int = 100) -> dict:
+    """A root of a scalar ``f`` inside ``[lo, hi]``, where ``f(lo)`` and ``f(hi)`` differ in sign.
+
+    Newton steps with the exact derivative (``value_and_grad(x) -> (f, f')``,
+    typically ``jax.value_and_grad`` of a jitted function), safeguarded by
+    bisection: a step that leaves the current bracket, or does not halve it
+    every other step, is replaced by the midpoint, and the bracket shrinks
+    around every new point.  Converges quadratically near a simple root and
+    never leaves the bracket.
+
+    Arguments:
+        lo, hi: the bracket; ``f_lo``, ``f_hi`` its values when known (else evaluated).
+        x0: the first point (default: the secant point of the bracket).
+        tol: stop when ``|f| <= tol`` or the bracket is below ``1e-15`` of its scale.
+        max_steps: at most this many evaluations inside the bracket.
+
+    Returns:
+        ``{"x", "f", "steps", "bracket", "history"}`` with ``history`` the ``(x, f)``
+        of each evaluation (plain floats).
+
+    Raises:
+        ValueError: ``f(lo)`` and ``f(hi)`` have the same strict sign, or the bracket is empty.
+    """
+    lo, hi = float(lo), float(hi)
+    if not lo < hi:
+        raise ValueError(f"bracketed_root: need lo < hi, got [{lo!r}, {hi!r}]")
+
+    def evaluate(x):
+        f, d = value_and_grad(jnp.asarray(x, jnp.float64))
+        return float(f), float(d)
+
+    f_lo = evaluate(lo)[0] if f_lo is None else float(f_lo)
+    f_hi = evaluate(hi)[0] if f_hi is None else float(f_hi)
+    if f_lo == 0.0 or f_hi == 0.0:
+        x = lo if f_lo == 0.0 else hi
+        return {"x": x, "f": 0.0, "steps": 0, "bracket": (lo, hi), "history": []}
+    if np.sign(f_lo) == np.sign(f_hi):
+        raise ValueError(f"bracketed_root: f(lo) = {f_lo:g} and f(hi) = {f_hi:g} have the same sign")
+    a, b, fa = lo, hi, f_lo  # f(a) has the sign of f_lo throughout
+    x = a - fa * (b - a) / (f_hi - fa) if x0 is None else min(max(float(x0), lo), hi)
+    history, width = [], b - a
+    for k in range(max_steps):
+        f, d = evaluate(x)
+        history.append((x, f))
+        if not np.isfinite(f):
+            raise FloatingPointError(f"bracketed_root: f({x:g}) is not finite")
+        if abs(f) <= tol:
+            break
+        if np.sign(f) == np.sign(fa):
+            a, fa = x, f
+        else:
+            b = x
+        if abs(b - a) <= 1e-15 * max(abs(lo), abs(hi), 1e-300):
+            break
+        step = x - f / d if d != 0 and np.isfinite(d) else np.nan
+        lo_, hi_ = min(a, b), max(a, b)
+        if not (lo_ < step < hi_) or (k % 2 == 1 and abs(b - a) > 0.5 * width):
+            step = 0.5 * (a + b)  # bisection: outside the bracket, or the bracket is not shrinking
+        if k % 2 == 1:
+            width = abs(b - a)
+        x = step
+    return {"x": history[-1][0], "f": history[-1][1], "steps": len(history), "bracket": (lo, hi),
+            "history": history}

@@ -65,3 +65,37 @@ def test_model_objective_gradient_against_finite_differences():
         np.testing.assert_allclose(grad[k], (f(up) - f(dn)) / (2 * h), rtol=1e-5)
     with pytest.raises(ValueError, match="unknown figure 'power'"):
         model_objective(m, ["g"], "power")
+
+
+def test_keep_best_and_patience():
+    # Adam with a step far too large oscillates about the optimum x = 1: the last iterate is not the
+    # best one, keep_best returns the best of the run, and patience stops once the best stalls
+    def objective(p):
+        return -((p["x"] - 1.0) ** 2)
+
+    last = optimize(objective, {"x": 0.0}, steps=60, learning_rate=0.7, tol=None, progress=False)
+    best = optimize(objective, {"x": 0.0}, steps=60, learning_rate=0.7, tol=None, keep_best=True, progress=False)
+    assert float(best.value) >= np.max(best.history) and float(best.value) >= float(last.value)
+    assert float(best.value) > np.max(last.history[-5:])  # the last steps were worse than the best point
+    stalled = optimize(objective, {"x": 0.0}, steps=500, learning_rate=0.7, tol=1e-9, patience=10, keep_best=True,
+                       progress=False)
+    assert stalled.steps_run < 500
+    h = stalled.history[: stalled.steps_run, 0]
+    assert h.max() - h[: stalled.steps_run - 10].max() <= 1e-9 * abs(h.max())
+    with pytest.raises(ValueError, match="patience"):
+        optimize(objective, {"x": 0.0}, tol=None, patience=5, progress=False)
+
+
+def test_bracketed_root_newton_with_a_bisection_safeguard():
+    from qbjax.optimize import bracketed_root
+
+    vg = jax.jit(jax.value_and_grad(lambda x: jnp.cos(x) - x))
+    r = bracketed_root(vg, 0.0, 1.0, tol=1e-14)
+    assert r["x"] == pytest.approx(0.7390851332151607, abs=1e-14) and r["steps"] <= 8  # |f| <= 1e-14, |f'| > 1.6
+    # Newton from 0.9 on atan(x - 0.5) overshoots out of [-10, 10] at once: bisection keeps it inside
+    vg = jax.jit(jax.value_and_grad(lambda x: jnp.arctan(x - 0.5)))
+    r = bracketed_root(vg, -10.0, 10.0, x0=9.0, tol=1e-13)
+    assert r["x"] == pytest.approx(0.5, abs=1e-12)
+    assert all(-10.0 <= x <= 10.0 for x, _ in r["history"])
+    with pytest.raises(ValueError, match="same sign"):
+        bracketed_root(vg, 1.0, 2.0)

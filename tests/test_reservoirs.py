@@ -237,3 +237,23 @@ def test_cli_keys_and_bad_input(capsys):
         rc = main(["charge", "reservoirs", *argv, "--json"])
         err = capsys.readouterr().err
         assert rc == 2 and name in err and len(err.strip().splitlines()) == 1
+
+
+def test_minimal_pump_is_the_first_crossing_found_by_newton():
+    """The smallest pump reaching the target at t (mean field, N_C = 1e4, N_B = 10, m = 2): the bracketed
+    Newton root of qbjax.optimize agrees with scipy's brentq on the same energy function to 1e-7, in a few steps."""
+    from scipy.optimize import brentq
+
+    from qbjax.models.reservoirs import minimal_pump
+
+    base = ReservoirBattery(10**4, 10, 2, gamma_up=1.0)
+    t_max, target = 60.0 / 10**4, 0.9
+    res = minimal_pump(base, target, t_max, grid=9, tol=1e-10)
+    lo, hi = res["bracket"]
+
+    def energy(up):
+        return float(final_battery_energy(eqx.tree_at(lambda m: m.gamma_up, base, jnp.asarray(up)), t_max))
+
+    assert energy(lo) < target <= energy(hi) and lo <= res["gamma_up"] <= hi
+    assert abs(res["energy"] - target) <= 1e-10 and res["steps"] <= 8
+    assert res["gamma_up"] == pytest.approx(brentq(lambda u: energy(u) - target, lo, hi, xtol=1e-12), abs=1e-7)

@@ -19,14 +19,12 @@ time actually used, ``sum_k theta_k <= Omega tau``, is reported; powers are
 from __future__ import annotations
 
 import math
-import sys
 import time as _time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float
 
 from ..dynamics.collisions import collide_density, collide_populations, energy_gain
@@ -35,7 +33,7 @@ from ._bounds import full_swap_angles
 from ._model import CollisionalModel, LadderBattery
 from ._propagate import (
     Kernel,
-    _energy_and_grad,
+    _collide,
     damp_step,
     default_checkpoint,
     initial_state,
@@ -273,7 +271,7 @@ def optimize_schedule(model: CollisionalModel, time, collisions: int | None = No
     Raises:
         ParameterError: bad sizes, a non-positive time, a coherent model without ``collisions`` or ``init``.
     """
-    from tqdm.auto import tqdm
+    from ..optimize import Simplex, optimize
 
     t = _check_time(time)
     check_size("steps", steps, minimum=1)
@@ -293,55 +291,28 @@ def optimize_schedule(model: CollisionalModel, time, collisions: int | None = No
     if collisions is not None and init.shape[0] != collisions:
         raise ParameterError(f"collisions ({collisions}) must equal len(init) ({init.shape[0]})")
     init = np.maximum(init, 1e-6 * init.mean())
-    z = jnp.log(jnp.asarray(init / init.sum()))
     kern = kernel(model)
-    checkpoint = default_checkpoint(mode, z.shape[0], model.battery.levels)
+    checkpoint = default_checkpoint(mode, init.shape[0], model.battery.levels)
+
+    def stored_energy(p):
+        return _collide(kern, jnp.zeros(()), p["thetas"], mode, False, checkpoint).energy[-1]
 
     start = _time.perf_counter()
-    state = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate).init(z)
-    best_z, best, history, converged = z, -jnp.inf, [], False
-    bar = tqdm(range(steps), desc=f"optimize K={init.shape[0]}", disable=not verbose, file=sys.stderr, leave=False)
-    for i in bar:
-        thetas = schedule_from_logits(z, t)
-        energy, grad = _energy_and_grad(kern, thetas, mode, checkpoint)
-        new_z, state = _adam_update(z, state, thetas, grad)
-        energy = float(energy)  # the energy of z, before the update
-        history.append(energy)
-        if energy > best:
-            best, best_z = energy, z
-        z = new_z
-        if verbose and i % 10 == 0:
-            bar.set_postfix(energy=f"{energy:.10g}")
-        if i >= patience and best - max(history[:-patience]) <= tol * abs(best):
-            converged = True
-            break
-    bar.close()
-    final = float(_energy_and_grad(kern, schedule_from_logits(z, t), mode, checkpoint)[0])
-    if final > best:
-        best, best_z = final, z
+    # theta = time * softmax(z) (qbjax.optimize's Simplex); Adam ascends E(theta(z)), and the best
+    # schedule of the run is kept (the energy of an Adam iterate need not increase monotonically)
+    res = optimize(stored_energy, {"thetas": init * (t / init.sum())}, constraints={"thetas": Simplex(t)},
+                   steps=steps, learning_rate=learning_rate, tol=tol, patience=patience, keep_best=True,
+                   progress=verbose, desc=f"optimize K={init.shape[0]}")
+    history = np.asarray(res.history[: res.steps_run, 0])
     return OptimizedSchedule(
-        thetas=schedule_from_logits(best_z, t),
-        energy=jnp.asarray(best),
+        thetas=res.params["thetas"],
+        energy=jnp.asarray(res.value),
         initial_energy=jnp.asarray(history[0]),
         history=jnp.asarray(history),
-        steps=len(history),
-        converged=converged,
+        steps=res.steps_run,
+        converged=res.steps_run < steps,
         seconds=_time.perf_counter() - start,
     )
-
-
-# The learning rate lives in the optimiser state (inject_hyperparams), so that one
-# compiled update serves every call; the energy gradient is the shared
-# ``_energy_and_grad`` (one compilation per size, K and mode).
-_ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
-
-
-@jax.jit
-def _adam_update(z, state, thetas, grad):
-    # theta = T softmax(z): dE/dz_j = theta_j (dE/dtheta_j - sum_k theta_k dE/dtheta_k / T)
-    grad_z = thetas * (grad - jnp.sum(thetas * grad) / jnp.sum(thetas))
-    updates, state = _ADAM.update(-grad_z, state, z)  # ascend the energy
-    return optax.apply_updates(z, updates), state
 
 
 def _resample(thetas: np.ndarray, k: int) -> np.ndarray:

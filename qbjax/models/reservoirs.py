@@ -389,16 +389,20 @@ def minimal_pump(model: ReservoirBattery, target: float, t_max, *, max_pump=None
     collapses (the charger no longer decays collectively), with transient
     crossings of the target above that.  So the search (i) brackets the
     first crossing on a grid of ``grid`` pumps in ``[0, max_pump]``
-    (default ``2 m gamma_down``), then (ii) runs projected Adam (optax) on
-    ``(E_B - target)^2`` inside the bracket, with exact gradients through
-    the mean-field ODE.
+    (default ``2 m gamma_down``), then (ii) finds the root of
+    ``E_B - target`` inside the bracket with :func:`qbjax.optimize.bracketed_root`:
+    Newton steps with the exact derivative through the mean-field ODE,
+    safeguarded by bisection, from the secant point (``steps`` at most;
+    ``tol`` bounds ``|E_B - target|``).  A root in a known bracket is a
+    root-finding problem: Newton converges in a few steps where the
+    projected Adam on ``(E_B - target)^2`` used before needed tens.
 
     Returns:
         ``{"gamma_up", "energy", "steps", "bracket", "history"}`` (plain floats;
-        ``history``: ``(gamma_up, E_B)`` per Adam step).  ``gamma_up`` is ``nan``
+        ``history``: ``(gamma_up, E_B)`` per Newton step).  ``gamma_up`` is ``nan``
         when no pump in the range reaches the target.
     """
-    import optax
+    from ..optimize import bracketed_root
 
     @eqx.filter_jit
     def value_and_grad(g):
@@ -417,19 +421,10 @@ def minimal_pump(model: ReservoirBattery, target: float, t_max, *, max_pump=None
     if i == 0:
         return {"gamma_up": 0.0, "energy": values[0], "steps": 0, "bracket": (0.0, 0.0), "history": []}
     lo, hi = float(pumps[i - 1]), float(pumps[i])
-    # start at the secant estimate; Adam's step ~ learning rate, a tenth of the bracket
-    g = jnp.asarray(lo + (target - values[i - 1]) * (hi - lo) / (values[i] - values[i - 1]))
-    opt = optax.adam((hi - lo) / 10)
-    state = opt.init(g)
-    history, energy = [], None
-    for _ in range(steps):
-        energy, dE = value_and_grad(g)
-        history.append((float(g), float(energy)))
-        if abs(float(energy) - target) < tol:
-            break
-        updates, state = opt.update(2.0 * (energy - target) * dE, state)
-        g = jnp.clip(optax.apply_updates(g, updates), lo, hi)
-    return {"gamma_up": float(g), "energy": float(energy), "steps": len(history), "bracket": (lo, hi),
+    root = bracketed_root(lambda g: (lambda v, d: (v - target, d))(*value_and_grad(g)), lo, hi,
+                          f_lo=values[i - 1] - target, f_hi=values[i] - target, tol=tol, max_steps=steps)
+    history = [(g, f + target) for g, f in root["history"]]
+    return {"gamma_up": root["x"], "energy": root["f"] + target, "steps": root["steps"], "bracket": (lo, hi),
             "history": history}
 
 
