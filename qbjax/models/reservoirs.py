@@ -310,31 +310,54 @@ def charge_reservoirs(model: ReservoirBattery, ts=None, *, method: str = "auto",
         ParameterError: unknown method, individual decay with an exact method.
         MemoryError: the exact state does not fit (message gives the memory it needs).
     """
-    from ..charging import time_grid
-
     resolved = resolve_method(model, method)
-    if ts is None:
-        ts = time_grid(model)
-    ts = jnp.asarray(ts, jnp.float64)
-    spec = model.spec()
-    if resolved == "meanfield":
-        traj = _meanfield(model, spec, ts, closure, options)
-    elif resolved == "lindblad":
-        traj = _lindblad(model, spec, ts, options)
-    else:
-        traj = _exact(model, spec, ts, options, memory_limit)
+    if resolved == "lindblad" and options is None:
+        from ..dynamics import ODEOptions
+
+        options = ODEOptions(rtol=1e-10, atol=1e-12)
+    ts, n, _, flags, moments = _run(model, ts, resolved, closure, options, memory_limit, derivatives=False)
+    dens = n / jnp.asarray(model.sizes, jnp.float64)[:, None]
+    traj = ReservoirTrajectory(ts, dens[0], dens[1:], resolved, closure if resolved == "meanfield" else None,
+                               moments, flags)
     check(traj.status, f"charge_reservoirs (method {traj.method!r})")
     return traj
 
 
-def _exact(model, spec, ts, options, memory_limit):
+def _run(model: ReservoirBattery, ts, resolved: str, closure: str, options, memory_limit=None,
+         derivatives: bool = True):
+    """The one run behind :func:`charge_reservoirs` and ``qb.charge``: ``(ts, n, extra, status, moments)``.
+
+    ``n``: mean excitations per ensemble ``(K, T)`` (charger first);
+    ``extra``: ``(dn, d2n, cov)`` with ``derivatives``, else ``None``;
+    ``moments``: the mean field's variables (``None`` for the exact solvers).
+    """
+    from ..charging import time_grid
+
+    ts = time_grid(model) if ts is None else jnp.asarray(ts, jnp.float64)
+    spec = model.spec()
+    if resolved == "lindblad":
+        names = ["charger"] + [f"battery_{k + 1}" for k in range(model.batteries)]
+        traj = _lindblad_trajectory(model, spec, ts, options, names)
+        n = jnp.stack([traj.expect[name] for name in names]) / model.omega0
+        return ts, n, ("lindblad", traj), traj.status, None
+    if resolved == "meanfield":
+        problem, eqs, rates, ys, flags = _cumulants(model, spec, ts, closure, options)
+        if not derivatives:
+            zi = [eqs.z_index(e) for e in range(len(problem.sizes))]
+            n = jnp.asarray(problem.sizes, jnp.float64)[:, None] * (1.0 + ys[:, zi].T) / 2.0
+            return ts, n, None, flags, ys
+        n, dn, d2n, cov = _meanfield_moments(problem, eqs, rates, ys)
+        return ts, n, (dn, d2n, cov), flags, ys
     from ..dynamics.collective import solve_collective
     from ..representation.collective import collective_problem
 
     problem, rates = collective_problem(spec)
-    means, _, flags = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit, status=True)
-    dens = means / jnp.asarray(model.sizes, jnp.float64)[:, None]
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "exact", status=flags)
+    if not derivatives:
+        n, _, flags = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit, status=True)
+        return ts, n, None, flags, None
+    n, dn, d2n, cov, _, flags = solve_collective(problem, rates, ts, options=options, memory_limit=memory_limit,
+                                                 status=True, moments=True)
+    return ts, n, (dn, d2n, cov), flags, None
 
 
 def _cumulants(model, spec, ts, closure, options):
@@ -352,25 +375,6 @@ def _cumulants(model, spec, ts, closure, options):
     kw = {} if options is None else {"options": options}
     ys, flags = solve_cumulants(eqs, rates, initial_moments(eqs, problem.excitations), ts, status=True, **kw)
     return problem, eqs, rates, ys, flags
-
-
-def _meanfield(model, spec, ts, closure, options):
-    problem, eqs, _, ys, flags = _cumulants(model, spec, ts, closure, options)
-    z = jnp.stack([ys[:, eqs.z_index(e)] for e in range(len(problem.sizes))])
-    dens = (1.0 + z) / 2.0
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "meanfield", closure, ys, flags)
-
-
-def _lindblad(model, spec, ts, options):
-    """The dense check through ``charge``'s Lindblad propagator (one dense-Lindblad path), as densities."""
-    from ..dynamics import ODEOptions
-
-    opts = ODEOptions(rtol=1e-10, atol=1e-12) if options is None else options
-    names = ["charger"] + [f"battery_{k + 1}" for k in range(model.batteries)]
-    traj = _lindblad_trajectory(model, spec, ts, opts, names)
-    scale = jnp.asarray(model.sizes, jnp.float64)[:, None] * model.omega0
-    dens = jnp.stack([traj.expect[n] for n in names]) / scale
-    return ReservoirTrajectory(ts, dens[0], dens[1:], "lindblad", status=traj.status)
 
 
 def final_battery_energy(model: ReservoirBattery, t_max, *, method: str = "meanfield", closure: str = "full",
@@ -442,7 +446,6 @@ def reservoir_trajectory(model: ReservoirBattery, ts=None, method=None, options=
     energy units.  ``method``: a :mod:`qbjax.methods` value (``Auto``,
     ``CollectiveExact``, ``MeanField``, ``Lindblad``) or ``None``.
     """
-    from ..charging import time_grid
     from ..status import merge
     from ..trajectory import Trajectory, finite_status
 
@@ -450,35 +453,25 @@ def reservoir_trajectory(model: ReservoirBattery, ts=None, method=None, options=
     resolved = resolve_method(model, key)
     if options is None and method is not None:
         options = method.adaptive_options()
-    ts = time_grid(model) if ts is None else jnp.asarray(ts, jnp.float64)
-    spec = model.spec()
+    closure = getattr(method, "closure", "full")
+    ts, n, extra, flags, _ = _run(model, ts, resolved, closure, options)
+    if resolved == "lindblad":
+        return extra[1]
+    dn, d2n, cov = extra
     w0 = model.omega0
     names = ["charger"] + [f"battery_{k + 1}" for k in range(model.batteries)]
-    if resolved == "lindblad":
-        return _lindblad_trajectory(model, spec, ts, options, names)
-    if resolved == "meanfield":
-        closure = getattr(method, "closure", "full")
-        n, dn, d2n, cov, flags = _meanfield_moments(model, spec, ts, closure, options)
-    else:
-        from ..dynamics.collective import solve_collective
-        from ..representation.collective import collective_problem
-
-        problem, rates = collective_problem(spec)
-        n, dn, d2n, cov, _, flags = solve_collective(problem, rates, ts, options=options, status=True, moments=True)
     energy = w0 * jnp.sum(n[1:], axis=0)
     var = w0**2 * jnp.sum(cov[1:, 1:], axis=(0, 1))
     expect = {name: w0 * n[i] for i, name in enumerate(names)}
     return Trajectory(ts, energy, w0 * jnp.sum(dn[1:], axis=0), w0 * jnp.sum(d2n[1:], axis=0),
-                      jnp.maximum(var, 0.0), jnp.zeros(0), jnp.asarray(spec.energy_bound, jnp.float64), "quantum",
-                      "exact" if resolved == "exact" else resolved, merge(flags, finite_status(energy)),
-                      expect=expect)
+                      jnp.maximum(var, 0.0), jnp.zeros(0), jnp.asarray(model.spec().energy_bound, jnp.float64),
+                      "quantum", resolved, merge(flags, finite_status(energy)), expect=expect)
 
 
-def _meanfield_moments(model, spec, ts, closure, options):
-    """Mean excitations ``n_e``, their two derivatives and covariances from the cumulant equations."""
+def _meanfield_moments(problem, eqs, rates, ys):
+    """Mean excitations ``n_e``, their two derivatives and covariances from the solved cumulant equations."""
     from ..dynamics.cumulants import cumulant_rhs
 
-    problem, eqs, rates, ys, flags = _cumulants(model, spec, ts, closure, options)
     rhs = cumulant_rhs(eqs, rates)
     dys = jax.vmap(rhs)(ys)
     d2ys = jax.vmap(lambda y, dy: jax.jvp(rhs, (y,), (dy,))[1])(ys, dys)
@@ -503,7 +496,7 @@ def _meanfield_moments(model, spec, ts, closure, options):
             else:
                 row.append(sizes[e] * sizes[f] * (w - z[e] * z[f]) / 4.0)
         rows.append(jnp.stack(row))
-    return n, dn, d2n, jnp.stack(rows), flags
+    return n, dn, d2n, jnp.stack(rows)
 
 
 def _lindblad_trajectory(model, spec, ts, options, names):
