@@ -88,3 +88,19 @@ def test_outputs_and_sizes_are_checked_before_any_work(args, needle, tmp_path, m
     assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert time.perf_counter() - start < 20
     assert not (tmp_path / "unused.csv").exists()
+
+
+def test_long_runs_report_elapsed_time_on_stderr(monkeypatch, capsys):
+    # a compiled run cannot report progress without a host callback: a host thread reports elapsed time
+    import time
+
+    from qbjax.cli.common import Working
+
+    monkeypatch.setenv("QBJAX_PROGRESS", "1")
+    with Working("qbjax charge", 30.0, every=0.2):
+        time.sleep(0.5)
+    with Working("quick", 1.0, every=5.0):
+        pass
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) >= 2 and all(line.startswith("qbjax charge: working, ") for line in err)
+    assert "estimated at most 30 s" in err[0]

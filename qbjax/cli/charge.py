@@ -6,12 +6,14 @@ from ..methods import CLOSED_NAMES
 from .common import (
     MODEL_FLAGS,
     UsageError,
+    Working,
     all_params,
     base_parser,
     build,
     charge_cost,
     check_budget,
     count,
+    estimated_seconds,
     max_power_record,
     model_arg,
     model_params,
@@ -43,7 +45,8 @@ def cmd_charge(argv):
     params = model_params(args.model, extra)
     model = build(args.model, params)
     size = "n" if "n" in params or "n" in MODEL_FLAGS[args.model] else next(iter(params), "n")
-    check_budget(size, model.params().get(size), **_cost(model, args))
+    cost = _cost(model, args)
+    check_budget(size, model.params().get(size), **cost)
     leaves = [k for k, t in MODEL_FLAGS[args.model].items() if t is float]
     for name in args.grad:
         if name not in leaves:
@@ -58,7 +61,8 @@ def cmd_charge(argv):
         raise UsageError("--method applies to quantum dynamics only")
     method = args.method
     ts = time_grid(model, args.t_max, args.num_times)
-    traj = charge(model, ts, classical=args.classical, method=method)
+    with Working("qbjax charge", estimated_seconds(cost["operations"])):
+        traj = charge(model, ts, classical=args.classical, method=method)
     mp = max_power(traj)
     out = {
         "model": args.model,

@@ -255,3 +255,61 @@ def charge_cost(model, num_times: int) -> tuple[float, float]:
         return 8 * 16 * D * D + 16 * 4 * T * D, 10 * D**3 + 16 * T * D * D
     terms = len(spec.charger + spec.battery + spec.coupling)
     return 64 * 16 * D, 400 * T * D * max(terms, 1)
+
+
+class Working:
+    """Progress for one long compiled call: an elapsed-time line on stderr every ``every`` seconds.
+
+    A compiled program cannot report its own progress without a host
+    callback (which qbjax keeps out of compiled code), so a host thread
+    reports the time elapsed against the up-front estimate instead.  Silent
+    for runs shorter than ``every`` seconds, and when stderr is not a terminal
+    unless ``QBJAX_PROGRESS=1``.
+
+    ::
+
+        with Working("qbjax charge", estimate_s):
+            traj = charge(...)
+    """
+
+    def __init__(self, label: str, estimate_s: float | None = None, every: float = 5.0):
+        import os
+        import sys
+
+        self.label, self.estimate, self.every = label, estimate_s, every
+        self.enabled = sys.stderr.isatty() or os.environ.get("QBJAX_PROGRESS") == "1"
+        self._thread = None
+
+    def __enter__(self):
+        import threading
+        import time
+
+        if not self.enabled:
+            return self
+        self._stop = threading.Event()
+        start = time.perf_counter()
+
+        def beat():
+            import sys
+
+            while not self._stop.wait(self.every):
+                tail = f" (estimated at most {_duration(self.estimate)})" if self.estimate else ""
+                print(f"{self.label}: working, {_duration(time.perf_counter() - start)} elapsed{tail}",
+                      file=sys.stderr, flush=True)
+
+        self._thread = threading.Thread(target=beat, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        return False
+
+
+def estimated_seconds(operations: float) -> float:
+    """The work estimate of :func:`check_budget` in seconds on this machine."""
+    import os
+
+    return operations / (OPS_PER_CORE * (os.cpu_count() or 1))

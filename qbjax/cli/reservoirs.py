@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .common import UsageError, base_parser, count, interval, nonnegative, positive
+from .common import UsageError, Working, base_parser, count, interval, nonnegative, positive
 
 
 def charge_reservoirs_cli(argv) -> dict:
@@ -75,7 +75,8 @@ def charge_reservoirs_cli(argv) -> dict:
                              "or --method meanfield (any size)")
     t_max = float(model.default_t_max()) if args.t_max is None else args.t_max
     ts = jnp.linspace(0.0, t_max, args.num_times)
-    traj = charge_reservoirs(model, ts, method=method, closure=args.closure)
+    with Working("qbjax charge reservoirs"):
+        traj = charge_reservoirs(model, ts, method=method, closure=args.closure)
     params = {"n_charger": args.n_charger, "n_battery": args.n_battery, "batteries": args.batteries,
               "pump": args.pump, "gamma_up": args.pump, "gamma_down": args.gamma_down,
               "temperature": args.temperature, "n_thermal": n_thermal, "individual_decay": args.individual_decay,
