@@ -232,6 +232,10 @@ class AbstractBattery(eqx.Module):
         """The alias of a method only this family runs (``"collisions"``), else ``None`` (``charge`` chooses)."""
         return None
 
+    def own_grid(self) -> bool:
+        """Whether the battery's times are its own (a collision schedule's), so that ``charge`` takes no ``ts``."""
+        return False
+
     def independent_units(self) -> tuple[AbstractBattery, int]:
         """``(unit, copies)``: this battery as ``copies`` independent copies of ``unit``.
 

@@ -67,6 +67,8 @@ NOT_REACHED = 32
 BAD_GRID = 64
 #: A Chebyshev vector grew: the spectral enclosure missed part of the spectrum the state sees.
 ENCLOSURE = 128
+#: The damping channel's binomial series is cut too short for the loss it runs at.
+DAMPING_CUT = 256
 
 MESSAGES = {
     NONFINITE: "non-finite result: the dynamics diverged",
@@ -77,6 +79,9 @@ MESSAGES = {
     NOT_REACHED: "charging_time: the deficit never falls below eps on this grid (extend t_max) "
                  "or is already below it at t = 0",
     BAD_GRID: "the time grid ts must be non-decreasing",
+    DAMPING_CUT: "the damping channel (Eq. 21) keeps too few binomial terms for this loss: the model's "
+                 "damping_terms were chosen for a smaller loss (a loss replaced by replace_params, a sweep or an "
+                 "optimiser); build the model at the largest loss, or pass damping_terms",
     ENCLOSURE: "a Chebyshev vector grew: the spectral enclosure of H missed part of the spectrum "
                "(report this: the Gershgorin bound is rigorous)",
 }

@@ -99,3 +99,24 @@ def test_functions_that_would_evolve_the_wrong_dynamics_refuse():
         qb.battery_ergotropy(m, 1.0)
     traj = qb.charge(m)
     assert float(traj.energy[-1]) > 1.0
+
+
+def test_sweep_of_a_collisional_model_and_a_loss_beyond_its_damping_series():
+    """qb.sweep runs a collisional model on its own schedule (no time grid), point by point as qb.charge;
+    a loss larger than the one its damping series was built for is refused, never silently cut."""
+    from qbjax.analysis import replace_params
+    from qbjax.status import SolverError
+
+    thetas = np.full(12, 0.4)
+    built = collisional_model("oscillator", 20, q=0.0, coherence=0.0, loss=0.1).with_schedule(thetas)
+    res = qb.sweep(built, {"loss": [0.0, 0.01, 0.1]}, ["max_power", "final_energy"], progress=False)
+    for i, loss in enumerate([0.0, 0.01, 0.1]):
+        traj = qb.charge(replace_params(built, loss=loss))
+        assert res.values("final_energy")[i] == pytest.approx(float(traj.energy[-1]), rel=1e-12)
+        assert res.values("max_power")[i] == pytest.approx(float(qb.max_power(traj, warn=False).power), rel=1e-12)
+    assert res.values("final_energy")[2] < res.values("final_energy")[0]  # the loss acts
+    lossless = collisional_model("oscillator", 20, q=0.0, coherence=0.0).with_schedule(thetas)
+    with pytest.raises(SolverError, match="too few binomial terms"):
+        qb.charge(replace_params(lossless, loss=0.1))
+    with pytest.raises(SolverError, match="too few binomial terms"):
+        qb.sweep(lossless, {"loss": [0.0, 0.1]}, ["final_energy"], progress=False)

@@ -227,6 +227,9 @@ class CollisionalModel(AbstractBattery):
     def native_method(self) -> str:
         return "collisions"
 
+    def own_grid(self) -> bool:
+        return True
+
     def spec(self, classical: bool = False) -> Spec:
         """The battery ladder alone: ``H_B = sum_n n |n><n|`` (units of ``E``), starting in ``|0>``.
 

@@ -32,12 +32,14 @@ from ..dynamics.collisions import (
     damp_density,
     damp_populations,
     damping_coefficients,
+    damping_tail,
     nested_scan,
     phase_factors,
 )
 from ..methods import register_native
 from ..metrics import passive_energy
 from ..models._common import ParameterError
+from ..status import DAMPING_CUT, flag, merge
 from ..trajectory import Trajectory, finite_status, warn_top_population
 from ._model import CollisionalModel, check_schedule
 
@@ -299,10 +301,17 @@ def collisions_trajectory(model: CollisionalModel, method=None) -> Trajectory:
     ts = jnp.concatenate([zero, traj.times])
     energy = jnp.concatenate([zero, traj.energy])
     top = jnp.atleast_1d(traj.top_population) if model.battery.truncated else jnp.zeros(0)
+    # the damping series was sized for the loss the model was built with; a loss replaced since (a sweep,
+    # an optimiser, replace_params) may need more terms: flagged, never silently cut
+    cut = flag(damping_tail(model.loss, model.battery.levels, model.damping_terms) > DAMPING_TAIL_TOL, DAMPING_CUT)
     return Trajectory(ts, energy, jnp.zeros_like(energy), jnp.zeros_like(energy),
                       jnp.concatenate([zero, traj.variance]), top,
                       jnp.asarray(model.battery.levels - 1, jnp.float64), "quantum", "collisions",
-                      finite_status(energy), discrete=True)
+                      merge(finite_status(energy), cut), discrete=True)
+
+
+#: Largest tolerated damping tail (``P[Binomial(d - 1, gamma) > terms]``) per collision.
+DAMPING_TAIL_TOL = 1e-13
 
 
 def _run_collisions(model: CollisionalModel, ts, method, options) -> Trajectory:

@@ -176,6 +176,20 @@ def damping_coefficients(gamma, levels: int, terms: int):
     return jnp.where(m + k < levels, b, 0.0)
 
 
+def damping_tail(gamma, levels: int, terms: int):
+    """``P[Binomial(d - 1, gamma) > terms]``: the probability the top level's damping loses to the cut series
+    (traceable; ``terms = 0`` with ``gamma > 0`` means the channel is off: the whole decay probability)."""
+    n = levels - 1
+    k = jnp.arange(min(terms, n) + 1, dtype=jnp.float64)
+    g = jnp.clip(jnp.asarray(gamma, jnp.float64), 0.0, 1.0 - 1e-300)
+    logp = (gammaln(n + 1.0) - gammaln(k + 1) - gammaln(n - k + 1)
+            + jnp.where(k > 0, k * jnp.log(jnp.where(g > 0, g, 1.0)), 0.0) + (n - k) * jnp.log1p(-g))
+    if terms == 0:  # the channel is not applied at all: any loss is missed
+        return jnp.where(g > 0, 1.0, 0.0)
+    kept = jnp.sum(jnp.where((k > 0) & (g <= 0), 0.0, jnp.exp(logp)))
+    return jnp.maximum(1.0 - kept, 0.0)
+
+
 #: Up to this many binomial terms the damping sum is unrolled (one fused pass); beyond, a scan.
 UNROLL_TERMS = 40
 

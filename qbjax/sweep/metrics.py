@@ -57,7 +57,8 @@ class _Point:
             return traced_chebyshev(self.spec, jnp.asarray(self.ts, jnp.float64), self.plan)
         if self.eig is not None:
             return spectral_trajectory(self.spec, jnp.asarray(self.ts, jnp.float64), self.eig)
-        return charge(self.model, self.ts, method=self.method, options=self.options, classical=self.classical)
+        ts = None if self.model.own_grid() else self.ts  # a collision schedule is its own grid
+        return charge(self.model, ts, method=self.method, options=self.options, classical=self.classical)
 
     @functools.cached_property
     def max_power(self):
