@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -167,7 +167,8 @@ def _split_constraints(params, constraints):
 def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | None = None, restarts: int = 1,
              steps: int = 200, method: str = "adam", learning_rate: float = 0.05, seed: int = 0,
              progress: bool = True, maximize: bool = True, tol: float | None = 1e-12,
-             patience: int | None = None, keep_best: bool = False, desc: str | None = None) -> OptimizeResult:
+             patience: int | None = None, keep_best: bool = False, desc: str | None = None,
+             starts: Sequence[Mapping] | None = None) -> OptimizeResult:
     """Maximise ``objective(params)`` (a differentiable scalar) with optax.
 
     Arguments:
@@ -191,6 +192,9 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
         keep_best: return each restart's best point of the whole run (the
             final point included) rather than its final point.
         desc: the progress bar's label.
+        starts: the starting point of every restart (``restarts`` is then
+            ``len(starts)``, and ``params`` only names the parameters);
+            default: restart 0 at ``params``, the others at random feasible points.
 
     Returns:
         An :class:`OptimizeResult`.
@@ -204,6 +208,11 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
     if patience is not None and (tol is None or int(patience) < 1):
         raise ValueError(f"patience must be >= 1 and needs a tol, got patience={patience!r}, tol={tol!r}")
     params = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
+    if starts is not None:
+        starts = [{k: jnp.asarray(st[k], jnp.float64) for k in params} for st in starts]
+        if not starts:
+            raise ValueError("starts must hold at least one starting point")
+        restarts = len(starts)
     cons = _split_constraints(params, constraints)
     sign = 1.0 if maximize else -1.0
 
@@ -216,10 +225,13 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
     z0 = {k: cons[k].inverse(v) for k, v in params.items()}
     keys = jax.random.split(jax.random.PRNGKey(seed), max(restarts - 1, 1) * len(params)).reshape(
         max(restarts - 1, 1), len(params), -1)
-    starts = [z0]
-    for r in range(restarts - 1):
-        starts.append({k: cons[k].sample(keys[r, i], params[k]) for i, k in enumerate(params)})
-    Z = jax.tree.map(lambda *xs: jnp.stack(xs), *starts)
+    if starts is not None:
+        latent = [{k: cons[k].inverse(v) for k, v in st.items()} for st in starts]
+    else:
+        latent = [z0]
+        for r in range(restarts - 1):
+            latent.append({k: cons[k].sample(keys[r, i], params[k]) for i, k in enumerate(params)})
+    Z = jax.tree.map(lambda *xs: jnp.stack(xs), *latent)
 
     if method == "adam":
         opt = optax.adam(learning_rate)

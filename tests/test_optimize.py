@@ -99,3 +99,16 @@ def test_bracketed_root_newton_with_a_bisection_safeguard():
     assert all(-10.0 <= x <= 10.0 for x, _ in r["history"])
     with pytest.raises(ValueError, match="same sign"):
         bracketed_root(vg, 1.0, 2.0)
+
+
+def test_restarts_from_given_starts():
+    def objective(p):
+        return -jnp.sum((p["x"] - 1.0) ** 2)
+
+    res = optimize(objective, {"x": jnp.zeros(2)}, starts=[{"x": [0.0, 0.0]}, {"x": [3.0, -2.0]}], steps=300,
+                   learning_rate=0.05, progress=False)
+    assert res.restart_values.shape == (2,)
+    np.testing.assert_allclose(np.asarray(res.restart_params["x"]), 1.0, atol=1e-3)
+    first = optimize(objective, {"x": jnp.zeros(2)}, starts=[{"x": [3.0, -2.0]}], steps=1, learning_rate=1e-9,
+                     tol=None, progress=False)
+    assert first.history[0, 0] == pytest.approx(-(4.0 + 9.0))  # the first value is that of the given start

@@ -38,6 +38,7 @@ from ..analysis import replace_params
 from ..charging import charge, time_grid
 from ..metrics import max_energy, max_power
 from ..models.spin_chain import SpinChainBattery, weak_coupling_work
+from ..optimize import Simplex, optimize
 from ._io import outdir, progress, save
 
 
@@ -126,29 +127,23 @@ def chain_fig3(out="qbjax-figures", quick=False, verbose=True, g=20.0, omega=3.0
 
 
 def _dense_h(m):
-    """Dense ``H_g + V`` and ``H_0`` of a small chain (numpy; for the slow splitting)."""
-    n = m.n
-    sx, sy, sz = (np.array([[0, 1], [1, 0]], complex), np.array([[0, -1j], [1j, 0]]), np.diag([1.0, -1.0]))
+    """``(H, k)``: the dense Hamiltonian of a small chain from its Spec (product basis) and the index of
+    the initial state ``|down...down>`` (for the slow splitting; ``H_B`` and ``H_A`` cancel in ``H`` up to
+    a constant, so ``H = H_g + V + const``)."""
+    from .. import representation as rep
 
-    def op(o, i):
-        out = np.ones((1, 1))
-        for k in range(n):
-            out = np.kron(out, o if k == i else np.eye(2))
-        return out
-
-    gm = np.asarray(m.coupling_matrix())
-    a = _f(m.alpha)
-    hg = sum(-gm[i, j] * (op(sz, i) @ op(sz, j) + a * (op(sx, i) @ op(sx, j) + op(sy, i) @ op(sy, j)))
-             for i in range(n) for j in range(i + 1, n)) + 0 * op(sz, 0)
-    v = sum(_f(m.field) * op(sx, i) for i in range(n))
-    return hg + v
+    spec = m.spec()
+    size = math.prod(spec.dims)
+    full = rep.Basis(spec.space, np.arange(size), (spec.dims, None, None))
+    h = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, full))
+    return h, int(np.ravel_multi_index(spec.initial_indices(), spec.dims))
 
 
 def slow_time(m):
     """``pi / (2 J_eff)``: first peak of the |down..down> <-> |up..up> oscillation (numpy eigh)."""
-    h = _dense_h(m)
+    h, k = _dense_h(m)
     e, u = np.linalg.eigh(h)
-    w = np.abs(u[-1, :]) ** 2  # |down...down> is the last basis state (sigma_z = -1 is index 1)
+    w = np.abs(u[k, :]) ** 2
     i, j = np.argsort(w)[-2:]
     split = abs(e[i] - e[j])
     return math.pi / split, split / 2, float(w[i] + w[j])
@@ -286,17 +281,19 @@ def _pairs(n):
 
 def pattern_matrix(theta, n, total):
     """Symmetric, nonnegative, zero-diagonal ``g_ij`` with ``sum_{i<j} g_ij = total`` (softmax over pairs)."""
-    iu = _pairs(n)
-    w = total * jax.nn.softmax(theta)
-    m = jnp.zeros((n, n)).at[iu].set(w)
+    return _pattern_of(total * jax.nn.softmax(theta), n)
+
+
+def _pattern_of(w, n):
+    """The symmetric zero-diagonal matrix with the pair couplings ``w`` (``i < j``, row-major) above the diagonal."""
+    m = jnp.zeros((n, n)).at[_pairs(n)].set(w)
     return m + m.T
 
 
 def chain_optimize(out="qbjax-figures", quick=False, verbose=True, n=None, omega=4.0, steps=None, restarts=None,
                    lr=0.1, seed=0):
-    """Coupling pattern maximising the max power at fixed G = sum_{i<j} g_ij (optax Adam, softmax over pairs)."""
-    import optax
-
+    """Coupling pattern maximising the max power at fixed G = sum_{i<j} g_ij (qbjax.optimize: Adam over
+    w = G softmax(theta), one vmapped restart per start)."""
     out = outdir(out)
     n = n or (4 if quick else 8)
     steps = steps or (3 if quick else 30)
@@ -310,7 +307,6 @@ def chain_optimize(out="qbjax-figures", quick=False, verbose=True, n=None, omega
     def power_of_matrix(mat):
         return max_power(charge(replace_params(base, matrix=mat), ts), warn=False).power
 
-    value_grad = jax.jit(jax.value_and_grad(lambda th: power_of_matrix(pattern_matrix(th, n, total))))
     power_jit = jax.jit(power_of_matrix)
     iu = _pairs(n)
     dist = (iu[1] - iu[0]).astype(float)
@@ -324,25 +320,18 @@ def chain_optimize(out="qbjax-figures", quick=False, verbose=True, n=None, omega
     starts = [("power law p=1", np.log(ref["power law p=1"])), ("NN (+1e-2)", np.log(ref["NN"] + 1e-2 * total))]
     starts += [(f"random {k}", rng.normal(0.0, 1.0, len(dist))) for k in range(max(0, restarts - 2))]
     starts = starts[:restarts]
-    opt = optax.adam(lr)
+    # the pair couplings w = G softmax(theta) (qbjax.optimize's Simplex); Adam from each named start, the
+    # restarts vmapped in one compiled step, each restart's best point of the run kept
+    res = optimize(lambda p: power_of_matrix(_pattern_of(p["w"], n)), {"w": np.full(len(dist), total / len(dist))},
+                   constraints={"w": Simplex(total)}, steps=steps, learning_rate=lr, tol=None, keep_best=True,
+                   starts=[{"w": total * np.exp(th - th.max()) / np.exp(th - th.max()).sum()} for _, th in starts],
+                   progress=verbose, desc="chain-optimize")
     runs = []
-    for name, th0 in starts:
-        th = jnp.asarray(th0, jnp.float64)
-        state = opt.init(th)
-        hist = []
-        best = (-np.inf, None)
-        for _ in progress(range(steps), f"chain-optimize {name}", verbose):
-            val, grad = value_grad(th)
-            hist.append(_f(val))
-            if hist[-1] > best[0]:
-                best = (hist[-1], np.asarray(th))
-            upd, state = opt.update(-grad, state, th)  # ascend
-            th = optax.apply_updates(th, upd)
-        val = _f(value_grad(th)[0])
-        hist.append(val)
-        if val > best[0]:
-            best = (val, np.asarray(th))
-        runs.append({"start": name, "history": hist, "best_power": best[0], "theta": best[1]})
+    for r, (name, _) in enumerate(starts):
+        hist = [float(v) for v in res.history[:, r]]
+        w = np.asarray(res.restart_params["w"][r])
+        runs.append({"start": name, "history": hist, "best_power": float(res.restart_values[r]),
+                     "theta": np.log(np.maximum(w / total, 1e-300))})
     top = max(runs, key=lambda r: r["best_power"])
     mat = np.asarray(pattern_matrix(jnp.asarray(top["theta"]), n, total))
     # independent check: the adaptive ODE (matrix free), not the spectral propagator used in the search
