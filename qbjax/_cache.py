@@ -9,7 +9,10 @@ turns that on at import unless the user configured it already:
 * ``QBJAX_COMPILATION_CACHE=/some/dir`` uses that folder;
 * otherwise ``$XDG_CACHE_HOME/qbjax/xla`` (``~/.cache/qbjax/xla``).
 
-Programs that compiled in under half a second are not stored.  A folder that
+Every program is stored, however quickly it compiled: a command's start-up
+compiled some twenty small programs (the figures of merit, the planning's
+pilot runs) of ~30 ms each, half a second per process that loading them
+saves (``qbjax charge dicke --n 20``: 3.9 s -> 2.6 s).  A folder that
 cannot be created or written is skipped without error.  The cache is keyed by
 JAX on the program, the jax/jaxlib versions and the device, so a stale entry
 is never used.  Compiled programs containing host callbacks cannot be cached,
@@ -44,5 +47,5 @@ def enable_compilation_cache() -> str | None:
     except OSError:
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return str(folder)

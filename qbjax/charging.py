@@ -56,7 +56,7 @@ from . import representation as rep
 from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
 from .dynamics.lindblad import lindblad_adjoint
 from .dynamics.schrodinger import moments_from_states
-from .expansions import expansion
+from .expansions import expansion, prefer_chebyshev
 from .methods import NATIVE, SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
 from .representation.closed import (
@@ -179,11 +179,16 @@ def charge(
         options = ODEOptions(rtol=1e-10, atol=1e-14) if resolved == "rates" else ODEOptions(rtol=1e-12, atol=1e-12)
     if resolved == "classical":
         spec = classical_view(spec)
+    expanded = False
+    if resolved == "spectral" and method == "auto" and prefer_chebyshev(spec, ts):
+        resolved, expanded = "chebyshev", True  # Auto's cost model: expanding is cheaper than eigh here
     if resolved in ("chebyshev", "krylov"):
         hint = model.working_cutoffs() if isinstance(model, AbstractBattery) else ()
         traj = expansion(spec, ts, method, hint)
         if traj is not None:
             return _checked(traj, truncation_tol)
+        if expanded:
+            return _checked(_charge_jit(spec, ts, "spectral", switch, options), truncation_tol)
         # traced parameters or a non-uniform grid: adaptive steps instead
         if method in ("chebyshev", "krylov"):
             warnings.warn(f"method={method!r} needs concrete parameters and a uniform grid from 0; "

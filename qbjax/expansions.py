@@ -38,6 +38,7 @@ from .representation.closed import (
     tensor_masks,
     truncated_axes,
 )
+from .status import is_concrete
 from .trajectory import Trajectory, energy_bound, finite_status
 
 
@@ -431,6 +432,11 @@ def traced_chebyshev(spec: Spec, ts, plan: TracedChebyshev) -> Trajectory:
 
 def traced_state(spec: Spec, t, plan: TracedChebyshev):
     """The full state tensor at time ``t`` (at most the planned window) by one Chebyshev expansion."""
+    return expanded_state(spec, t, plan.state_terms)
+
+
+def expanded_state(spec: Spec, t, terms: int):
+    """The full state tensor at time ``t`` by ``terms`` Chebyshev terms (enough for ``r t``; traceable)."""
     from .dynamics.chebyshev import chebyshev_state
 
     diagonals = operator_diagonals(spec)
@@ -440,5 +446,86 @@ def traced_state(spec: Spec, t, plan: TracedChebyshev):
     psi0 = initial_tensor(spec)
     if layout is not None:
         psi0 = layout.compact(psi0)
-    psi = chebyshev_state(apply_H, psi0, c, r, t, plan.state_terms)
+    psi = chebyshev_state(apply_H, psi0, c, r, t, terms)
     return layout.expand(psi) if layout is not None else psi
+
+
+# --- the cost model of Auto for one concrete closed run ----------------------------------------------
+
+
+#: Seconds per unit of a Chebyshev plan's cost (state-entry operations, loop steps at their single-call
+#: price), the fixed price of planning one run (host Lanczos pilot, Bessel coefficients), and the price
+#: charged for its extra compiled programs (a pilot and the expansion: about 1 s once per structure and
+#: grid, amortised as if over 20 calls).  Fitted on the 2-core CPU to the closed Dicke battery of the
+#: speed benchmark (N = 4 ... 40 at cutoff 3N + 10, 201 times): measured 3.0, 3.0, 6.0, 8.3, 20 ms at
+#: N = 4, 6, 10, 20, 40, estimated 4.7, 4.7, 5.5, 8.4, 15 ms.
+CHEB_SECONDS_PER_UNIT, CHEB_PLAN_SECONDS, CHEB_COMPILE_SECONDS = 5e-11, 1e-3, 0.05
+
+
+def spectral_seconds(d: int, T: int) -> float:
+    """Estimated seconds of one dense spectral run: ``eigh`` of the ``d x d`` block and the ``O(T d^2)``
+    moments, plus a fixed 3 ms (fitted as above: measured 3.1, 6.6, 15, 128, 2295 ms at ``d`` = 55, 98,
+    220, 735, 2665; estimated 3.4, 4.3, 10, 102, 2290 ms)."""
+    return 3e-3 + 7.3e-11 * d**3 + 6.4e-10 * T * d * d
+
+
+def _gershgorin(spec: Spec):
+    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
+    d = np.real(np.asarray(operator_diagonals(spec)[0]))
+    radius = rep.row_bound(spec.space, off)
+    lo, hi = float((d - radius).min()), float((d + radius).max())
+    return (hi + lo) / 2, max((hi - lo) / 2, 1e-300), off
+
+
+def chebyshev_seconds(spec: Spec, ts) -> float | None:
+    """Estimated seconds of one Chebyshev run on ``ts`` (Gershgorin enclosure: an upper bound), its compile
+    price included, or ``None`` when the expansion does not apply (traced coefficients, a grid that is not
+    uniform from 0)."""
+    uniform = uniform_grid(spec, ts)
+    if uniform is None:
+        return None
+    n, dt = uniform
+    c, r, off = _gershgorin(spec)
+    layout = sector_layout(spec)
+    size = math.prod(layout.shape) if layout is not None else math.prod(spec.dims)
+    *_, cost = chunk_plan(n, dt, c, r, size, 1 + len(off), 1 + len(evaluation_terms(spec)),
+                          real=real_operators(spec), max_argument=CHEB_MAX_ARGUMENT, memory=_CHEB_MEMORY,
+                          loop_overhead=_LOOP_OVERHEAD, coeff_cost=_COEFF_COST, coeff_max_size=_COEFF_MAX_SIZE)
+    return CHEB_SECONDS_PER_UNIT * cost * size + CHEB_PLAN_SECONDS + CHEB_COMPILE_SECONDS
+
+
+def prefer_chebyshev(spec: Spec, ts) -> bool:
+    """Whether :class:`~qbjax.methods.Auto` should expand rather than diagonalise this closed run."""
+    cheb = chebyshev_seconds(spec, ts)
+    return cheb is not None and cheb < spectral_seconds(rep.basis(spec).dim, int(np.shape(ts)[0]))
+
+
+def state_seconds(spec: Spec, t) -> float | None:
+    """Estimated seconds of :func:`state_at` (compile price included), ``None`` for a traced ``t`` or spec."""
+    from .dynamics.chebyshev import chebyshev_terms
+
+    if not all(is_concrete(x) for x in (t, [term.coeff for term in spec.charger + spec.battery + spec.coupling])):
+        return None
+    _, r, off = _gershgorin(spec)
+    layout = sector_layout(spec)
+    size = math.prod(layout.shape) if layout is not None else math.prod(spec.dims)
+    terms = chebyshev_terms(r * abs(float(t)))
+    # one complex product per term (two real passes of the terms) and one loop step
+    return (CHEB_SECONDS_PER_UNIT * terms * (12 * (1 + len(off)) * size + _LOOP_OVERHEAD) + CHEB_PLAN_SECONDS
+            + CHEB_COMPILE_SECONDS)
+
+
+def state_at(spec: Spec, t: float, reduce=None):
+    """The full state tensor at a concrete time ``t`` by one Chebyshev expansion (Gershgorin enclosure);
+    with ``reduce``, ``reduce(spec, state)`` computed in the same compiled program."""
+    from .dynamics.chebyshev import chebyshev_terms
+
+    _, r, _ = _gershgorin(spec)
+    terms = chebyshev_terms(r * float(t))
+    return _state_jit(spec, jnp.asarray(t, jnp.float64), 8 * math.ceil(terms / 8), reduce)
+
+
+@eqx.filter_jit
+def _state_jit(spec: Spec, t, terms: int, reduce):
+    psi = expanded_state(spec, t, terms)
+    return psi if reduce is None else reduce(spec, psi)

@@ -44,6 +44,14 @@ def battery_state_status(model: AbstractBattery | Spec, t, eig=None, psi=None):
     if psi is not None:
         return _reduce(spec, psi), finite_status(psi)
     method = resolve_method(spec, "auto", False, None)
+    if method in ("spectral", "chebyshev") and eig is None:
+        from .expansions import spectral_seconds, state_at, state_seconds
+
+        # Auto's cost model: one expansion where it is cheaper than eigh (and always instead of an
+        # adaptive ODE at 1e-12, the matrix-free fallback for blocks too large to diagonalise)
+        cheb = state_seconds(spec, t)
+        if cheb is not None and (method == "chebyshev" or cheb < spectral_seconds(rep.basis(spec).dim, 1)):
+            return state_at(spec, t, reduce=_reduced_status)
     return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), method, eig if method == "spectral" else None)
 
 
@@ -64,6 +72,11 @@ def _battery_state_jit(spec: Spec, t, method: str, eig=None):
         full = psis[-1]
     rho = _reduce(spec, full)
     return rho, merge(solved, finite_status(rho))
+
+
+def _reduced_status(spec: Spec, full):
+    rho = _reduce(spec, full)
+    return rho, finite_status(rho)
 
 
 def _reduce(spec: Spec, full):
@@ -96,14 +109,21 @@ def battery_ergotropy(model: AbstractBattery | Spec, t, *, physical: bool = True
 def battery_ergotropy_status(model: AbstractBattery | Spec, t, *, physical: bool = True, eig=None, psi=None):
     """``(ergotropy, status)``: :func:`battery_ergotropy` with its failure flag returned, not raised
     (``eig``, ``psi``: as in :func:`battery_state_status`)."""
-    from .metrics import ergotropy
-
     spec = _closed_spec(model)
     rho, flags = battery_state_status(spec, t, eig=eig, psi=psi)
+    return _ergotropy_jit(spec, rho, physical), flags
+
+
+@eqx.filter_jit
+def _ergotropy_jit(spec: Spec, rho, physical: bool):
+    # one compiled (and persistently cached) program: eagerly, these few operations were ~25 tiny
+    # compilations per process (~1 s of a command's start-up)
+    from .metrics import ergotropy
+
     hb = battery_hamiltonian(spec)
     if physical and spec.battery_levels is not None:
-        return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies), flags
-    return ergotropy(rho, hb), flags
+        return ergotropy(rho, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
+    return ergotropy(rho, hb)
 
 
 def _closed_spec(model: AbstractBattery | Spec) -> Spec:

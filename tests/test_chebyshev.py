@@ -164,3 +164,33 @@ def test_traced_enclosure_is_rigorous_and_matches_the_concrete_bound():
         _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
         np.testing.assert_allclose(np.asarray(rep.row_bound(spec.space, off, traced=True)),
                                    rep.row_bound(spec.space, off), rtol=1e-15)
+
+
+def test_auto_expands_when_its_cost_model_says_so_and_agrees_with_eigh(monkeypatch):
+    """Auto's cost model (issue 16): a 735-state Dicke block is expanded (~10x cheaper than eigh here), a
+    55-state one diagonalised; both agree with the dense spectral run, and the battery state at a time
+    (the expansion of one state) with scipy's expm_multiply of the dense H."""
+    import math
+
+    import scipy.sparse.linalg as spla
+
+    from qbjax.expansions import state_at
+    from qbjax.models import DickeBattery
+
+    for n, expected in ((4, "spectral"), (20, "chebyshev")):
+        m = DickeBattery(n, 0.5, cutoff=3 * n + 10)
+        ts = np.linspace(0.0, 3 / (0.5 * math.sqrt(n)), 201)
+        auto, dense = qb.charge(m, ts), qb.charge(m, ts, method="spectral")
+        assert auto.method == expected
+        _close(auto, dense, rel=1e-11)
+    m = DickeBattery(20, 0.5, cutoff=100)  # a 1060-state block: one expansion beats eigh for the state
+    spec, t = m.spec(), 0.37
+    calls = []
+    monkeypatch.setattr(ex, "state_at", lambda *a, **k: calls.append(a) or state_at(*a, **k))
+    b = rep.basis(spec)
+    H = np.asarray(rep.dense(spec.space, spec.charger + spec.battery + spec.coupling, b))
+    psi = spla.expm_multiply(-1j * t * H, np.asarray(rep.initial_vector(spec, b), complex))
+    full = np.asarray(b.embed(psi)).reshape(spec.dims)
+    rho = np.einsum("ai,aj->ij", full, full.conj())  # trace out the cavity (axis 0)
+    np.testing.assert_allclose(np.asarray(qb.battery_state(m, t)), rho, atol=1e-12)
+    assert len(calls) == 1
