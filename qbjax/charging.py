@@ -145,7 +145,8 @@ def charge(
 
     Arguments:
         model: a battery model, or a :class:`~qbjax.model.Spec`.
-        ts: times (increasing, starting at 0); default ``time_grid(model, t_max, num_times)``.
+        ts: times (non-decreasing); ``ts[0]`` is the initial time, for every method (as in QuTiP and
+            dynamiqs); default ``time_grid(model, t_max, num_times)``.
         classical: evolve the classical analog (Hamilton flow).
         method: a :mod:`qbjax.methods` value (``qb.methods.Chebyshev()``) or
             its string alias (``"auto"``, ``"spectral"``, ``"chebyshev"``,
@@ -259,7 +260,8 @@ def spectral_trajectory(spec: Spec, ts, eig=None) -> Trajectory:
         B = rep.dense(spec.space, spec.battery, b)
     psi0 = rep.initial_vector(spec, b)
     masks = top_level_masks(spec, b)
-    E, dE, d2E, var, top = spectral_moments(None, B, psi0, ts, masks=tuple(masks),
+    # ts[0] is the initial time (as in QuTiP and dynamiqs): phases run from there
+    E, dE, d2E, var, top = spectral_moments(None, B, psi0, ts - ts[0], masks=tuple(masks),
                                             eig=spectral_decomposition(spec) if eig is None else eig)
     top = jnp.max(top, axis=-1)
     return Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "spectral", finite_status(E))

@@ -129,16 +129,21 @@ _KRYLOV_SIZES, _KRYLOV_TOL, _KRYLOV_ACCEPT = (8, 12, 16, 24, 32, 40, 48, 64), 1e
 
 
 def uniform_grid(spec: Spec, ts):
-    """``(n, dt)`` when the coefficients are concrete and ``ts`` is uniform from 0 (up to
-    linspace rounding, a few ulp of ``t[-1]``), else ``None`` (the expansions need both)."""
+    """``(n, dt)`` when the coefficients are concrete and ``ts`` is uniform (up to linspace rounding, a few
+    ulp of the span), else ``None`` (the expansions need both).  ``ts[0]`` is the initial time: a
+    time-independent ``H`` makes the run from ``ts[0]`` the run from 0, shifted."""
     leaves = [t.coeff for t in spec.charger + spec.battery + spec.coupling]
     if any(isinstance(x, jax.core.Tracer) for x in leaves) or isinstance(ts, jax.core.Tracer):
         return None
     t = np.asarray(ts)
     n = t.shape[0] - 1
-    if n < 1 or t[0] != 0.0 or np.max(np.abs(np.diff(t) - t[-1] / n)) > 64 * np.finfo(float).eps * abs(t[-1]):
+    if n < 1:
         return None
-    return n, float(t[-1]) / n
+    span = t[-1] - t[0]
+    scale = max(abs(t[0]), abs(t[-1]))
+    if not span > 0 or np.max(np.abs(np.diff(t) - span / n)) > 64 * np.finfo(float).eps * scale:
+        return None
+    return n, float(span) / n
 
 
 def krylov_plan(spec: Spec, ts, diagonals=None):
@@ -181,7 +186,7 @@ def krylov_pilot(spec: Spec, D, psi0, steps: int):
 
 def krylov_run(spec: Spec, ts, plan) -> Trajectory | None:
     m, s, n_steps, pilot, diagonals, _ = plan
-    dt = float(np.asarray(ts)[-1]) / (np.asarray(ts).shape[0] - 1)
+    dt = float(np.asarray(ts)[-1] - np.asarray(ts)[0]) / (np.asarray(ts).shape[0] - 1)
     traj, bound = _krylov_jit(spec, ts, m, dt * np.arange(1, s + 1), n_steps, pilot, diagonals)
     if not float(bound) <= _KRYLOV_ACCEPT:
         return None

@@ -4,7 +4,8 @@ All take trajectories or states (plain arrays), never models, and are
 differentiable.
 
 Maximum average power
-    ``Pbar = max_{0 < tau <= T} E_B(tau) / tau``.  The grid maximum is refined
+    ``Pbar = max_{0 < tau <= T} E_B(tau) / tau``, ``tau`` counted from ``ts[0]`` (the initial time;
+    ``taubar`` is returned as a time of the grid).  The grid maximum is refined
     beyond the grid: on the two grid intervals around it ``E_B`` is replaced by
     its quintic Hermite interpolant built from ``E_B, dE_B/dt, d^2E_B/dt^2``
     at the nodes (all exact from the dynamics, so the interpolant is accurate
@@ -105,6 +106,9 @@ def _local_interpolant(ts, E, dE, d2E, lo, hi):
 @eqx.filter_jit
 def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int, discrete: bool = False) -> MaxPower:
     n = ts.shape[0]
+    # ts[0] is the initial time: the charging time tau is measured from it (returned as a time on ts)
+    t0 = ts[0]
+    ts = ts - t0
     P = jnp.where(ts > 0, E / jnp.where(ts > 0, ts, 1.0), -jnp.inf)
     i = jnp.argmax(P)
     lo, hi = jnp.maximum(i - 1, 0), jnp.minimum(i + 1, n - 1)
@@ -131,7 +135,7 @@ def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int, discrete: bool =
     # the end of the grid: power still rising there (a discrete map cannot tell: any last point)
     at_boundary = (i == n - 1) if discrete else (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
     certified = ts[-1] * power >= energy_bound * (1 - 1e-12)
-    return MaxPower(power, tau, energy, at_boundary, certified)
+    return MaxPower(power, tau + t0, energy, at_boundary, certified)
 
 
 class MaxEnergy(eqx.Module):
