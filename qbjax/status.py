@@ -69,6 +69,8 @@ BAD_GRID = 64
 ENCLOSURE = 128
 #: The damping channel's binomial series is cut too short for the loss it runs at.
 DAMPING_CUT = 256
+#: A stationary state outside the physical range (trace, positivity): not unique, or a singular solve.
+UNPHYSICAL = 512
 
 MESSAGES = {
     NONFINITE: "non-finite result: the dynamics diverged",
@@ -82,6 +84,9 @@ MESSAGES = {
     DAMPING_CUT: "the damping channel (Eq. 21) keeps too few binomial terms for this loss: the model's "
                  "damping_terms were chosen for a smaller loss (a loss replaced by replace_params, a sweep or an "
                  "optimiser); build the model at the largest loss, or pass damping_terms",
+    UNPHYSICAL: "steady state: the solve returned a state outside the physical range (trace 1, positivity): the "
+                "stationary state is not unique or the solve was singular; resolve it on a smaller space (the "
+                "exact projection of the initial state is used up to a 1024-entry Liouvillian)",
     ENCLOSURE: "a Chebyshev vector grew: the spectral enclosure of H missed part of the spectrum "
                "(report this: the Gershgorin bound is rigorous)",
 }

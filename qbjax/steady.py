@@ -35,13 +35,13 @@ import scipy.sparse.linalg as spla
 from . import representation as rep
 from .charging import charge
 from .dynamics.rates import rate_steady_state
-from .linalg import solve
+from .linalg import eigvalsh, solve
 from .methods import resolve_method
 from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
 from .representation.open import dense_lindblad
 from .representation.rates import rate_generator
-from .status import NONFINITE, NOT_REACHED, check, flag, merge, settle
+from .status import NONFINITE, NOT_REACHED, UNPHYSICAL, check, flag, merge, settle
 from .trajectory import Trajectory
 
 __all__ = ["steady_state", "steady_figures", "charging_time", "charging_time_status", "open_charging", "OpenCharging",
@@ -72,10 +72,17 @@ def _steady_state(spec: Spec, method: str):
         raise ValueError("steady_state needs a dissipative spec (closed systems have no unique steady state)")
     resolved = resolve_method(spec, method, False, None)
     if resolved == "rates":
-        p, flags = rate_steady_state(rate_generator(spec), spec.initial_population_tensor(), status=True)
-        return "populations", p, flags
+        p0 = spec.initial_population_tensor()
+        p, flags = rate_steady_state(rate_generator(spec), p0, status=True)
+        total = jnp.sum(p0)
+        tol = float(np.sqrt(np.finfo(p.dtype).eps))  # 1.5e-8 in float64 (3e-4 when 64-bit mode is off)
+        off = (jnp.min(p) < -tol * total) | (jnp.abs(jnp.sum(p) - total) > tol * total)
+        return "populations", p, merge(flags, flag(off, UNPHYSICAL))
     rho = _lindblad_steady(spec)
-    return "density", rho, flag(~jnp.isfinite(rho), NONFINITE)
+    w = eigvalsh(rho)
+    tol = float(np.sqrt(np.finfo(w.dtype).eps))
+    off = (w[0] < -tol) | (jnp.abs(jnp.real(jnp.trace(rho)) - 1.0) > tol)
+    return "density", rho, merge(flag(~jnp.isfinite(rho), NONFINITE), flag(jnp.isfinite(w[0]) & off, UNPHYSICAL))
 
 
 def _lindblad_steady(spec: Spec):
@@ -90,8 +97,12 @@ def _lindblad_steady(spec: Spec):
         for rate, L in jumps:
             LdL = L.conj().T @ L
             Lv = Lv + rate * (jnp.kron(L, L.conj()) - 0.5 * jnp.kron(LdL, eye) - 0.5 * jnp.kron(eye, LdL.T))
-        M = Lv.at[0].set(jnp.eye(d).reshape(-1))  # replace one equation by tr(rho) = 1
-        rho = solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
+        projected = None if traced else _stationary_projection(np.asarray(Lv), np.asarray(ops.rho0))
+        if projected is not None:
+            rho = jnp.asarray(projected.reshape(d, d))
+        else:
+            M = Lv.at[0].set(jnp.eye(d).reshape(-1))  # replace one equation by tr(rho) = 1
+            rho = solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
     else:
         if traced:
             raise ValueError(f"steady state of a {d}-dimensional Lindblad problem is found by sparse LU, "
@@ -110,6 +121,35 @@ def _lindblad_steady(spec: Spec):
         rho = jnp.asarray(spla.spsolve(Lv.tocsc(), rhs).reshape(d, d))
     rho = 0.5 * (rho + rho.conj().T)
     return _embed_density(b, rho)
+
+
+#: Largest Liouvillian whose stationary space is resolved by an SVD (any dimension, the initial state's
+#: projection onto it); above it a unique stationary state is assumed and the result checked.
+PROJECTION_MAX = 1024
+
+
+def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray) -> np.ndarray | None:
+    """``vec(rho_inf) = P_0 vec(rho_0)`` when the stationary space has dimension > 1, else ``None``.
+
+    ``P_0 = R (L^+ R)^{-1} L^+`` projects onto the right null space ``R`` of the
+    Liouvillian along its range, ``L`` spanning the left null space (the
+    conserved quantities).  The zero eigenvalue of a Lindblad generator is
+    semisimple (``exp(Lt)`` stays bounded), so ``P_0 vec(rho_0)`` is
+    ``lim exp(Lt) rho_0`` (the time average, when purely imaginary
+    eigenvalues keep coherences oscillating): the stationary state reached
+    from ``rho_0``, as QuTiP's propagator defines it.
+    """
+    n = Lv.shape[0]
+    if n > PROJECTION_MAX:
+        return None
+    U, S, Vh = np.linalg.svd(Lv)
+    tol = max(S[0], 1.0) * n * np.finfo(float).eps * 100
+    k = int(np.sum(S <= tol))
+    if k <= 1:
+        return None
+    R = Vh[-k:].conj().T
+    Lh = U[:, -k:]
+    return R @ np.linalg.solve(Lh.conj().T @ R, Lh.conj().T @ rho0.reshape(-1))
 
 
 def _embed_density(b, rho):

@@ -51,7 +51,7 @@ from ..status import MAX_STEPS, NONFINITE, ONE_WAY_CHAIN, flag, settle
 from .options import ODEOptions
 
 __all__ = ["RateGenerator", "rate_generator", "not_diagonal_reason", "rate_solve", "rate_steady_state",
-           "DENSE_RATE_MAX_DIM"]
+           "DENSE_RATE_MAX_DIM", "markov_limit"]
 
 #: Largest non-tridiagonal generator solved with dense LU (and dense null spaces).
 DENSE_RATE_MAX_DIM = 4096
@@ -163,35 +163,114 @@ def rate_solve(gen: RateGenerator, p0, ts, observe, *, options: ODEOptions = ODE
 
 
 def rate_steady_state(gen: RateGenerator, p0, *, status: bool = False):
-    """The stationary populations reached from ``p0`` (``A p = 0``, same total as ``p0``).
+    """The stationary populations reached from ``p0``: ``lim_{t -> inf} exp(A t) p0`` (same total as ``p0``).
 
-    Birth-death chains: detailed balance along the chain (every stationary
-    state of a chain is detailed balanced), in log space so that ratios
-    like ``e^{0.8 N}`` at ``N = 10^5`` neither overflow nor underflow; each
-    line of the chain (the other axes' indices) keeps its initial weight.
-    Otherwise: the null vector of the dense generator (unique stationary state assumed).
-    ``status=True`` returns ``(p, status)`` (``ONE_WAY_CHAIN``) instead of
-    checking here.
+    Birth-death chains: detailed balance along the chain, in log space so that
+    ratios like ``e^{0.8 N}`` at ``N = 10^5`` neither overflow nor underflow.
+    The chain is cut where both rates vanish: each segment is a closed class
+    of its own and keeps its initial weight (a level no rate reaches stays
+    populated).  A one-way link (pure loss) has no detailed-balanced state:
+    such chains go through the general path below when they fit, and are
+    flagged (``ONE_WAY_CHAIN``) otherwise.
+
+    General generators (concrete rates, up to ``DENSE_RATE_MAX_DIM`` states):
+    the exact Markov-chain limit, :func:`markov_limit` (closed classes, their
+    stationary states, absorption probabilities from the transient states):
+    right when the stationary state is not unique, for one-way chains, and
+    for disconnected blocks.  Traced rates (under ``grad``) on a general
+    generator: the null vector, unique stationary state assumed; a result
+    outside the probability simplex is flagged (``NONFINITE``).
+    ``status=True`` returns ``(p, status)`` instead of checking here.
     """
     axis = gen.chain_axis
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((gen, p0)))
     if axis is not None:
         sub, _, sup = (jnp.moveaxis(x, axis, -1) for x in gen.tridiagonal())
         up = sub[..., 1:]  # rate r -> r + 1 (destination-indexed)
         down = sup[..., :-1]  # rate r + 1 -> r
         pos = (up > 0) & (down > 0)
-        flags = flag(~(pos | ((up == 0) & (down == 0))), ONE_WAY_CHAIN)
-        step = jnp.where(pos, jnp.log(jnp.where(pos, up, 1.0)) - jnp.log(jnp.where(pos, down, 1.0)), -jnp.inf)
-        # cut the chain where both rates vanish: states above it are not reached from below
-        logp = jnp.concatenate([jnp.zeros(step.shape[:-1] + (1,)), jnp.cumsum(step, axis=-1)], axis=-1)
-        pi = jax.nn.softmax(logp, axis=-1)
-        weight = jnp.sum(jnp.moveaxis(p0, axis, -1), axis=-1, keepdims=True)
-        p = jnp.moveaxis(pi * weight, -1, axis)
-        return (p, flags) if status else settle(p, flags, "rate_steady_state")
+        cut = (up == 0) & (down == 0)
+        one_way = ~(pos | cut)
+        D = math.prod(gen.dims)
+        if traced or D > DENSE_RATE_MAX_DIM or not bool(jnp.any(one_way)):
+            p = _segmented_chain(up, down, pos, cut, jnp.moveaxis(p0, axis, -1))
+            p = jnp.moveaxis(p, -1, axis)
+            flags = flag(one_way, ONE_WAY_CHAIN)
+            return (p, flags) if status else settle(p, flags, "rate_steady_state")
     D = math.prod(gen.dims)
     if D > DENSE_RATE_MAX_DIM:
         raise MemoryError(f"dense stationary state of dimension {D} exceeds {DENSE_RATE_MAX_DIM}")
     A = gen.dense()
+    if not traced:
+        p = jnp.asarray(markov_limit(np.asarray(A), np.asarray(p0).reshape(-1))).reshape(gen.dims)
+        flags = flag(~jnp.isfinite(p), NONFINITE)
+        return (p, flags) if status else settle(p, flags, "rate_steady_state")
     M = A.at[-1].set(1.0)
     p = solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0))).reshape(gen.dims)
-    flags = flag(~jnp.isfinite(p), NONFINITE)
+    outside = ~jnp.isfinite(p) | (jnp.min(p) < -1e-9 * jnp.sum(p0))
+    flags = flag(outside, NONFINITE)
     return (p, flags) if status else settle(p, flags, "rate_steady_state")
+
+
+def _segmented_chain(up, down, pos, cut, p0):
+    """Detailed balance along the last axis, restarted after every cut; each segment keeps its weight."""
+    n = p0.shape[-1]
+    step = jnp.where(pos, jnp.log(jnp.where(pos, up, 1.0)) - jnp.log(jnp.where(pos, down, 1.0)), 0.0)
+    # segment index of each level: the number of cuts below it
+    seg = jnp.concatenate([jnp.zeros(cut.shape[:-1] + (1,), jnp.int32), jnp.cumsum(cut, axis=-1, dtype=jnp.int32)],
+                          axis=-1)
+    logp = jnp.concatenate([jnp.zeros(step.shape[:-1] + (1,)), jnp.cumsum(step, axis=-1)], axis=-1)
+
+    def one_line(lp, sg, q):
+        top = jax.ops.segment_max(lp, sg, num_segments=n)
+        w = jnp.exp(lp - top[sg])
+        total = jax.ops.segment_sum(w, sg, num_segments=n)
+        weight = jax.ops.segment_sum(q, sg, num_segments=n)
+        return w / total[sg] * weight[sg]
+
+    flat = lambda x: x.reshape(-1, n)  # noqa: E731
+    out = jax.vmap(one_line)(flat(logp), flat(seg), flat(p0))
+    return out.reshape(p0.shape)
+
+
+def markov_limit(A: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """``lim_{t -> inf} exp(A t) p0`` for a rate matrix ``A`` (columns sum to 0, ``A[i, j]`` the rate ``j -> i``).
+
+    Exact for any chain, whatever its stationary space: the closed
+    communicating classes ``C`` (strongly connected components no rate
+    leaves), each with its unique stationary distribution ``pi_C`` (null
+    vector of ``A`` on ``C``), and the absorption probabilities ``h_C(j)``
+    from each transient state (``sum_i A[i, j] h_C(i) = 0`` on the transient
+    states, ``h_C = 1`` on ``C``, ``0`` on the other closed classes)::
+
+        p_inf = sum_C (p0(C) + sum_{j transient} h_C(j) p0(j)) pi_C
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    D = A.shape[0]
+    off = (A > 0) & ~np.eye(D, dtype=bool)
+    # edge j -> i when A[i, j] > 0: the graph's adjacency is off.T
+    n_comp, labels = connected_components(off.T, directed=True, connection="strong")
+    leaves = np.zeros(n_comp, bool)
+    ii, jj = np.nonzero(off)
+    np.logical_or.at(leaves, labels[jj], labels[ii] != labels[jj])
+    closed = [c for c in range(n_comp) if not leaves[c]]
+    transient = np.flatnonzero(np.isin(labels, [c for c in range(n_comp) if leaves[c]]))
+    p = np.zeros(D)
+    absorb = None
+    if transient.size:
+        # absorption probabilities into each closed class: one solve with a column per class
+        AT = A[np.ix_(transient, transient)]
+        rhs = np.stack([-A[np.ix_(np.flatnonzero(labels == c), transient)].sum(axis=0) for c in closed], axis=1)
+        absorb = np.linalg.solve(AT.T, rhs)
+    for k, c in enumerate(closed):
+        idx = np.flatnonzero(labels == c)
+        if idx.size == 1:
+            pi = np.ones(1)
+        else:
+            Ac = A[np.ix_(idx, idx)].copy()
+            Ac[-1] = 1.0
+            pi = np.linalg.solve(Ac, np.eye(idx.size)[-1])
+        weight = p0[idx].sum() + (absorb[:, k] @ p0[transient] if absorb is not None else 0.0)
+        p[idx] += weight * pi
+    return p

@@ -1,0 +1,75 @@
+"""Stationary states that are right or refuse (issue 18): degenerate stationary spaces, untouched levels,
+pure loss.  The answer is the state reached from the spec's initial state (QuTiP's propagator definition),
+checked against the long-time trajectory and QuTiP's mesolve."""
+
+import numpy as np
+import pytest
+import qutip
+
+import qbjax as qb
+from qbjax.model import Dissipator, Spec, Term, term
+from qbjax.operators import Boson, Qubit
+from qbjax.steady import steady_figures, steady_state
+
+
+def _thermal_qubits_and_an_untouched_battery():
+    """Two qubits with a thermal bath each; the battery qubit has no channel and starts excited: E_ss = 1."""
+    baths = []
+    for q in ("q1", "q2"):
+        baths += [Dissipator(0.1, (term(1.0, f"{q}.sm"),)), Dissipator(0.05, (term(1.0, f"{q}.sp"),))]
+    return Spec(space=(("q1", Qubit()), ("q2", Qubit()), ("b", Qubit())),
+                charger=(term(0.5, "q1.sz"), term(0.5, "q2.sz")), battery=(term(0.5, "b.sz"), Term(0.5)),
+                coupling=(), battery_dofs=("b",), classical_initial={}, initial=(("q1", 0), ("q2", 0), ("b", 1)),
+                dissipators=tuple(baths))
+
+
+def _qubit_and_cavity(two_way: bool):
+    """QuTiP's degenerate test: an untouched qubit (populations 0.3, 0.7) beside a decaying cavity in |2>."""
+    loss = [Dissipator(0.2, (term(1.0, "a.a"),))]
+    if two_way:
+        loss.append(Dissipator(0.05, (term(1.0, "a.adag"),)))
+    return Spec(space=(("a", Boson(4)), ("b", Qubit())), charger=(term(1.0, "a.n"),),
+                battery=(term(0.5, "b.sz"), Term(0.5)), coupling=(), battery_dofs=("b",), classical_initial={},
+                initial=(("a", 2), ("b", 0)), initial_populations={"b": np.array([0.3, 0.7])},
+                dissipators=tuple(loss))
+
+
+@pytest.mark.parametrize("method", ["auto", "lindblad"])
+def test_an_untouched_excited_battery_stays_charged(method):
+    spec = _thermal_qubits_and_an_untouched_battery()
+    assert float(steady_figures(spec, method=method).energy) == pytest.approx(1.0, abs=1e-10)
+    assert float(qb.charge(spec, np.linspace(0.0, 400.0, 5)).energy[-1]) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("two_way", [False, True])
+@pytest.mark.parametrize("method", ["auto", "lindblad"])
+def test_degenerate_stationary_space_keeps_the_untouched_populations(method, two_way):
+    spec = _qubit_and_cavity(two_way)
+    assert float(steady_figures(spec, method=method).energy) == pytest.approx(0.7, abs=1e-10)
+    # QuTiP: mesolve to a long time on the same matrices (its steadystate() assumes a unique state)
+    a = qutip.tensor(qutip.destroy(4), qutip.qeye(2))
+    excited = qutip.tensor(qutip.qeye(4), qutip.fock_dm(2, 1))  # qbjax's order: index 1 is the excited level
+    rho0 = qutip.tensor(qutip.fock_dm(4, 2), qutip.Qobj(np.diag([0.3, 0.7])))
+    c_ops = [np.sqrt(0.2) * a] + ([np.sqrt(0.05) * a.dag()] if two_way else [])
+    res = qutip.mesolve(a.dag() * a, rho0, [0.0, 300.0], c_ops, e_ops=[excited],
+                        options={"atol": 1e-12, "rtol": 1e-10})
+    assert float(np.real(res.expect[0][-1])) == pytest.approx(0.7, abs=1e-8)
+
+
+def test_pure_loss_reaches_the_ground_state_by_rates():
+    # a one-way chain (pure loss) has no detailed-balanced state: the exact Markov limit, not a refusal
+    spec = Spec(space=(("b", Boson(6)),), charger=(), battery=(term(1.0, "b.n"),), coupling=(), battery_dofs=("b",),
+                classical_initial={}, initial=(("b", 4),), dissipators=(Dissipator(0.3, (term(1.0, "b.a"),)),))
+    kind, p = steady_state(spec)
+    assert kind == "populations"
+    np.testing.assert_allclose(np.asarray(p), np.eye(6)[0], atol=1e-14)
+    assert float(steady_figures(spec).energy) == pytest.approx(0.0, abs=1e-14)
+
+
+def test_markov_limit_absorption_splits_between_closed_classes():
+    """A transient state 1 between two absorbing states 0 and 2 (rates 1 and 3): 1/4 and 3/4 (closed form)."""
+    from qbjax.dynamics.rates import markov_limit
+
+    A = np.array([[0.0, 1.0, 0.0], [0.0, -4.0, 0.0], [0.0, 3.0, 0.0]])
+    np.testing.assert_allclose(markov_limit(A, np.array([0.0, 1.0, 0.0])), [0.25, 0.0, 0.75], atol=1e-15)
+    np.testing.assert_allclose(markov_limit(A, np.array([0.5, 0.5, 0.0])), [0.625, 0.0, 0.375], atol=1e-15)
