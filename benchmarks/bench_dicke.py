@@ -74,7 +74,7 @@ def parse_args(argv=None):
                    help="also time qbjax ode with jax.lax.map over the sweep (one jitted program; ~ the loop's time)")
     p.add_argument("--cases", default="single,sweep", help="comma list: single (N = 10, 20, 40), sweep")
     p.add_argument("--skip", default="",
-                   help="comma list to skip: qutip,dynamiqs,spectral,chebyshev,equal-accuracy")
+                   help="comma list to skip: auto,qutip,dynamiqs,spectral,chebyshev,equal-accuracy")
     a = p.parse_args(argv)
     q = a.quick
     a.repeats = a.repeats if a.repeats is not None else (3 if q else 5)
@@ -362,6 +362,11 @@ def run_case(label, n, gs, cutoff, args, ref_idx=None, results=None, meta=None, 
         print(f"  {tool:8s} {method:24s} first {tm['first_s']:.2f}s median {tm['median_s']:.3f}s "
               f"({tm['runs']} runs)", flush=True)
         return E
+
+    # ---- qbjax's default call: no method named (Auto's cost model chooses; what ran is recorded)
+    if "auto" not in args.skip:
+        add("qbjax", "auto (default call)" if K == 1 else "auto (default call, loop)", full_dim, qbj.loop(gs, "auto"))
+        case_meta["auto_ran"] = sorted(qbj.ran.get("auto", set()))
 
     # ---- qbjax spectral (timed) where its dense block fits
     spectral_ok = "spectral" not in args.skip and sdim <= args.max_spectral_dim
