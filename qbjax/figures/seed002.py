@@ -292,8 +292,9 @@ def _pattern_of(w, n):
 
 def chain_optimize(out="qbjax-figures", quick=False, verbose=True, n=None, omega=4.0, steps=None, restarts=None,
                    lr=0.1, seed=0):
-    """Coupling pattern maximising the max power at fixed G = sum_{i<j} g_ij (qbjax.optimize: Adam over
-    w = G softmax(theta), one vmapped restart per start)."""
+    """Coupling pattern maximising the max power at fixed G = sum_{i<j} g_ij (qbjax.optimize: Adam, softmax).
+
+    The pair couplings are ``w = G softmax(theta)``; each named start is one vmapped restart."""
     out = outdir(out)
     n = n or (4 if quick else 8)
     steps = steps or (3 if quick else 30)
