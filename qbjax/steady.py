@@ -34,7 +34,7 @@ import scipy.sparse.linalg as spla
 
 from . import representation as rep
 from .charging import charge
-from .dynamics.rates import rate_steady_state
+from .dynamics.rates import steady_with_method
 from .linalg import eigvalsh, solve
 from .methods import resolve_method
 from .metrics import hermite5, passive_energy_of_spectrum
@@ -62,27 +62,29 @@ def steady_state(model: AbstractBattery | Spec, *, method: str = "auto"):
     the dynamics is a rate equation, else ``("density", rho)`` on the full
     product basis.
     """
-    kind, state, flags = _steady_state(_spec(model), method)
+    kind, state, flags, _ = _steady_state(_spec(model), method)
     return kind, settle(state, flags, "steady_state")
 
 
 def _steady_state(spec: Spec, method: str):
-    """``(kind, state, status)``: :func:`steady_state` with its failure flag returned, not raised."""
+    """``(kind, state, status, how)``: :func:`steady_state` with its failure flag returned, not raised,
+    and a sentence saying how the state was obtained."""
     if not spec.dissipators:
         raise ValueError("steady_state needs a dissipative spec (closed systems have no unique steady state)")
     resolved = resolve_method(spec, method, False, None)
     if resolved == "rates":
         p0 = spec.initial_population_tensor()
-        p, flags = rate_steady_state(rate_generator(spec), p0, status=True)
+        p, flags, how = steady_with_method(rate_generator(spec), p0)
         total = jnp.sum(p0)
         tol = float(np.sqrt(np.finfo(p.dtype).eps))  # 1.5e-8 in float64 (3e-4 when 64-bit mode is off)
         off = (jnp.min(p) < -tol * total) | (jnp.abs(jnp.sum(p) - total) > tol * total)
-        return "populations", p, merge(flags, flag(off, UNPHYSICAL))
-    rho = _lindblad_steady(spec)
+        return "populations", p, merge(flags, flag(off, UNPHYSICAL)), how
+    rho, how = _lindblad_steady(spec)
     w = eigvalsh(rho)
     tol = float(np.sqrt(np.finfo(w.dtype).eps))
     off = (w[0] < -tol) | (jnp.abs(jnp.real(jnp.trace(rho)) - 1.0) > tol)
-    return "density", rho, merge(flag(~jnp.isfinite(rho), NONFINITE), flag(jnp.isfinite(w[0]) & off, UNPHYSICAL))
+    return ("density", rho, merge(flag(~jnp.isfinite(rho), NONFINITE), flag(jnp.isfinite(w[0]) & off, UNPHYSICAL)),
+            how)
 
 
 def _lindblad_steady(spec: Spec):
@@ -99,10 +101,14 @@ def _lindblad_steady(spec: Spec):
             Lv = Lv + rate * (jnp.kron(L, L.conj()) - 0.5 * jnp.kron(LdL, eye) - 0.5 * jnp.kron(eye, LdL.T))
         projected = None if traced else _stationary_projection(np.asarray(Lv), np.asarray(ops.rho0))
         if projected is not None:
-            rho = jnp.asarray(projected.reshape(d, d))
+            rho = jnp.asarray(projected[0].reshape(d, d))
+            how = (f"projection of rho_0 onto the {projected[1]}-dimensional stationary space "
+                   "(right and left null spaces of the Liouvillian)")
         else:
             M = Lv.at[0].set(jnp.eye(d).reshape(-1))  # replace one equation by tr(rho) = 1
             rho = solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
+            how = ("null vector of the dense Liouvillian with tr rho = 1 (" + ("unique: checked by SVD)"
+                   if not traced and d * d <= PROJECTION_MAX else "a unique stationary state assumed, checked)"))
     else:
         if traced:
             raise ValueError(f"steady state of a {d}-dimensional Lindblad problem is found by sparse LU, "
@@ -119,8 +125,9 @@ def _lindblad_steady(spec: Spec):
         rhs = np.zeros(d * d, complex)
         rhs[0] = 1.0
         rho = jnp.asarray(spla.spsolve(Lv.tocsc(), rhs).reshape(d, d))
+        how = "null vector of the sparse Liouvillian by LU with tr rho = 1 (a unique stationary state assumed, checked)"
     rho = 0.5 * (rho + rho.conj().T)
-    return _embed_density(b, rho)
+    return _embed_density(b, rho), how
 
 
 #: Largest Liouvillian whose stationary space is resolved by an SVD (any dimension, the initial state's
@@ -128,8 +135,9 @@ def _lindblad_steady(spec: Spec):
 PROJECTION_MAX = 1024
 
 
-def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray) -> np.ndarray | None:
-    """``vec(rho_inf) = P_0 vec(rho_0)`` when the stationary space has dimension > 1, else ``None``.
+def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray):
+    """``(vec(rho_inf), k)`` with ``vec(rho_inf) = P_0 vec(rho_0)`` when the stationary space has dimension
+    ``k > 1``, else ``None``.
 
     ``P_0 = R (L^+ R)^{-1} L^+`` projects onto the right null space ``R`` of the
     Liouvillian along its range, ``L`` spanning the left null space (the
@@ -149,7 +157,7 @@ def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray) -> np.ndarray | Non
         return None
     R = Vh[-k:].conj().T
     Lh = U[:, -k:]
-    return R @ np.linalg.solve(Lh.conj().T @ R, Lh.conj().T @ rho0.reshape(-1))
+    return R @ np.linalg.solve(Lh.conj().T @ R, Lh.conj().T @ rho0.reshape(-1)), k
 
 
 def _embed_density(b, rho):
@@ -170,6 +178,7 @@ class SteadyFigures(eqx.Module):
             (for a collective spin: the symmetric sector).
         status: a :mod:`qbjax.status` flag (``0``: no failure); checked by
             :func:`steady_figures` when concrete.
+        how: how the stationary state was obtained (a sentence).
     """
 
     energy: jax.Array
@@ -177,6 +186,7 @@ class SteadyFigures(eqx.Module):
     ergotropy: jax.Array
     ergotropy_sector: jax.Array
     status: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+    how: str = eqx.field(static=True, default="")
 
     @property
     def fluctuation(self):
@@ -186,7 +196,7 @@ class SteadyFigures(eqx.Module):
 def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> SteadyFigures:
     """Energy, fluctuation and ergotropy of the battery in the stationary state."""
     spec = _spec(model)
-    kind, state, flags = _steady_state(spec, method)
+    kind, state, flags, how = _steady_state(spec, method)
     check(flags, "steady_figures")
     if kind == "populations":
         e = rep.diagonal_tensor(spec.space, spec.battery)
@@ -201,7 +211,7 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
         sector = passive_energy_of_spectrum(pb, jnp.sort(eb.reshape(-1)))
         physical = sector if spec.battery_levels is None else passive_energy_of_spectrum(
             pb, spec.battery_levels, spec.battery_degeneracies)
-        return SteadyFigures(energy, variance, energy - physical, energy - sector, flags)
+        return SteadyFigures(energy, variance, energy - physical, energy - sector, flags, how)
     from .metrics import ergotropy
     from .states import battery_hamiltonian
 
@@ -218,7 +228,7 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
     sector = ergotropy(rho_b, hb)
     physical = sector if spec.battery_levels is None else ergotropy(
         rho_b, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
-    return SteadyFigures(energy, variance, physical, sector, flags)
+    return SteadyFigures(energy, variance, physical, sector, flags, how)
 
 
 def _battery_energies(spec: Spec):
@@ -346,6 +356,6 @@ def open_charging(model: AbstractBattery, *, eps: float = 1e-3, t_max=None, num_
     flags = merge(fig.status, traj.status, tau_flags)
     check(flags, "open_charging")
     steady = SteadyFigures(fig.energy * copies, fig.variance * copies, fig.ergotropy * copies,
-                           fig.ergotropy_sector * copies, fig.status)
+                           fig.ergotropy_sector * copies, fig.status, fig.how)
     omega0 = getattr(model, "omega0", 1.0)
     return OpenCharging(n, steady, steady.energy / (n * omega0), tau, traj, flags)

@@ -73,3 +73,11 @@ def test_markov_limit_absorption_splits_between_closed_classes():
     A = np.array([[0.0, 1.0, 0.0], [0.0, -4.0, 0.0], [0.0, 3.0, 0.0]])
     np.testing.assert_allclose(markov_limit(A, np.array([0.0, 1.0, 0.0])), [0.25, 0.0, 0.75], atol=1e-15)
     np.testing.assert_allclose(markov_limit(A, np.array([0.5, 0.5, 0.0])), [0.625, 0.0, 0.375], atol=1e-15)
+
+
+def test_each_steady_state_says_how_it_was_obtained():
+    assert "Markov-chain limit" in steady_figures(_thermal_qubits_and_an_untouched_battery()).how
+    assert "projection of rho_0" in steady_figures(_qubit_and_cavity(True), method="lindblad").how
+    from qbjax.models import HeatEngineBattery
+
+    assert "detailed balance" in steady_figures(HeatEngineBattery(20, -0.8, 0.1)).how

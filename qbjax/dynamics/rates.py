@@ -182,6 +182,12 @@ def rate_steady_state(gen: RateGenerator, p0, *, status: bool = False):
     outside the probability simplex is flagged (``NONFINITE``).
     ``status=True`` returns ``(p, status)`` instead of checking here.
     """
+    p, flags, _ = steady_with_method(gen, p0)
+    return (p, flags) if status else settle(p, flags, "rate_steady_state")
+
+
+def steady_with_method(gen: RateGenerator, p0):
+    """``(p, status, how)``: :func:`rate_steady_state` and a sentence saying how ``p`` was obtained."""
     axis = gen.chain_axis
     traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((gen, p0)))
     if axis is not None:
@@ -196,7 +202,8 @@ def rate_steady_state(gen: RateGenerator, p0, *, status: bool = False):
             p = _segmented_chain(up, down, pos, cut, jnp.moveaxis(p0, axis, -1))
             p = jnp.moveaxis(p, -1, axis)
             flags = flag(one_way, ONE_WAY_CHAIN)
-            return (p, flags) if status else settle(p, flags, "rate_steady_state")
+            return p, flags, ("detailed balance along the birth-death chain (each segment between cuts keeps "
+                              "its initial weight)")
     D = math.prod(gen.dims)
     if D > DENSE_RATE_MAX_DIM:
         raise MemoryError(f"dense stationary state of dimension {D} exceeds {DENSE_RATE_MAX_DIM}")
@@ -204,12 +211,12 @@ def rate_steady_state(gen: RateGenerator, p0, *, status: bool = False):
     if not traced:
         p = jnp.asarray(markov_limit(np.asarray(A), np.asarray(p0).reshape(-1))).reshape(gen.dims)
         flags = flag(~jnp.isfinite(p), NONFINITE)
-        return (p, flags) if status else settle(p, flags, "rate_steady_state")
+        return p, flags, "exact Markov-chain limit from the initial populations (closed classes, absorption)"
     M = A.at[-1].set(1.0)
     p = solve(M, jnp.zeros(D).at[-1].set(jnp.sum(p0))).reshape(gen.dims)
     outside = ~jnp.isfinite(p) | (jnp.min(p) < -1e-9 * jnp.sum(p0))
     flags = flag(outside, NONFINITE)
-    return (p, flags) if status else settle(p, flags, "rate_steady_state")
+    return p, flags, "null vector of the generator (traced rates: a unique stationary state assumed, checked)"
 
 
 def _segmented_chain(up, down, pos, cut, p0):
