@@ -29,6 +29,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from .operators import Dof
+from .status import is_concrete
 
 __all__ = [
     "Term",
@@ -81,6 +82,9 @@ class Dissipator(eqx.Module):
 
     def __init__(self, rate: ArrayLike, operator):
         self.rate = jnp.asarray(rate)
+        if is_concrete(self.rate) and not bool(jnp.all(jnp.isfinite(self.rate) & (self.rate >= 0))):
+            # a negative rate is not a Lindblad channel: E_B fell below the ground state
+            raise ValueError(f"Dissipator rate must be finite and >= 0, got {np.asarray(self.rate)!r}")
         self.operator = tuple(operator) if not isinstance(operator, Term) else (operator,)
 
 
@@ -160,6 +164,12 @@ class Spec(eqx.Module):
             if jnp.shape(probs) != (self.dof(dof).dim,):
                 raise ValueError(f"initial_populations[{dof!r}] must have shape ({self.dof(dof).dim},), "
                                  f"got {jnp.shape(probs)}")
+            if is_concrete(probs):
+                tol = float(np.sqrt(np.finfo(np.result_type(np.asarray(probs).dtype, np.float32)).eps))
+                p = np.asarray(probs, dtype=float)
+                if not (np.all(np.isfinite(p)) and np.all(p >= 0) and abs(p.sum() - 1.0) <= tol):
+                    raise ValueError(f"initial_populations[{dof!r}] must be probabilities (finite, >= 0, summing "
+                                     f"to 1), got {p.tolist()} (sum {p.sum():.6g})")
         for dof in self.battery_dofs:
             if dof not in names:
                 raise ValueError(f"battery dof {dof!r} not in space {names}")

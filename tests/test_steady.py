@@ -81,3 +81,17 @@ def test_each_steady_state_says_how_it_was_obtained():
     from qbjax.models import HeatEngineBattery
 
     assert "detailed balance" in steady_figures(HeatEngineBattery(20, -0.8, 0.1)).how
+
+
+def test_bad_rates_and_populations_are_refused_before_any_work():
+    """Issue 20: Dissipator(-0.5) drove E_B to -33; populations summing to 9 gave a qubit E_B of 4.76."""
+    with pytest.raises(ValueError, match="rate must be finite and >= 0"):
+        Dissipator(-0.5, (term(1.0, "a.a"),))
+    with pytest.raises(ValueError, match="rate must be finite and >= 0"):
+        Dissipator(float("nan"), (term(1.0, "a.a"),))
+    spec = _qubit_and_cavity(False)
+    for bad in ([0.5, 0.7], [-0.2, 1.2], [np.nan, 1.0]):
+        with pytest.raises(ValueError, match=r"initial_populations\['b'\] must be probabilities"):
+            Spec(**{**{k: getattr(spec, k) for k in ("space", "charger", "battery", "coupling", "battery_dofs",
+                                                       "classical_initial", "initial", "dissipators")},
+                    "initial_populations": {"b": np.array(bad)}})
