@@ -82,6 +82,13 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
         warn: warn when the maximum is at the end of the grid.
     """
     discrete = bool(getattr(traj, "discrete", False))
+    ts = traj.ts
+    if ts.shape[0] < 2:
+        raise ValueError(f"max_power needs at least 2 times (a charging time > 0), got ts of shape {ts.shape}")
+    if not isinstance(ts, jax.core.Tracer):
+        t = np.asarray(ts)  # host values (indexing a jax array inside someone's jit would stage it)
+        if not t[-1] > t[0]:
+            raise ValueError(f"max_power needs a grid that spans a time > 0, got ts from {t[0]:g} to {t[-1]:g}")
     out = _max_power(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, traj.energy_bound,
                      0 if discrete else newton_steps, discrete)
     if warn and not isinstance(out.power, jax.core.Tracer) and out.power.ndim == 0 and bool(out.at_boundary):

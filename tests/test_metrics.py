@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import qbjax as qb
 from qbjax.metrics import hermite5
@@ -44,3 +45,14 @@ def test_variance_of_fock_exchange():
     tr = qb.charge(qb.OscillatorBattery(6, 0.2, 1.0))
     assert abs(float(tr.variance[0])) < 1e-12
     assert float(jnp.min(tr.variance)) > -1e-10
+
+
+def test_max_power_refuses_a_grid_without_a_charging_time():
+    """Issue 20: qb.charge(m, [0.0]) then max_power returned -inf; a zero-span grid likewise."""
+    import qbjax as qb
+
+    m = qb.DickeBattery(2, 0.4, cutoff=12)
+    with pytest.raises(ValueError, match="at least 2 times"):
+        qb.max_power(qb.charge(m, np.array([0.0])))
+    with pytest.raises(ValueError, match="spans a time > 0"):
+        qb.max_power(qb.charge(m, np.array([1.0, 1.0, 1.0])))
