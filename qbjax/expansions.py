@@ -293,13 +293,11 @@ def chebyshev_plan(spec: Spec, ts, tight: bool = True):
     if uniform is None:
         return None
     n, dt = uniform
-    _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
     diagonals = operator_diagonals(spec)
     # Gershgorin discs of the full matrix (rigorous): the centres are the
     # diagonal, the radii bound the off-diagonal row sums term by term.
-    d = np.asarray(diagonals[0])
-    radius = rep.row_bound(spec.space, off)
-    lo, hi = float((d - radius).min()), float((d + radius).max())
+    c, r, off = _gershgorin(spec, diagonals)
+    lo, hi = c - r, c + r
     size = math.prod(spec.dims)
     if tight and size > 2 * _LANCZOS_STEPS and off:
         lo_l, hi_l = lanczos_range(spec, diagonals)
@@ -474,9 +472,11 @@ def spectral_seconds(d: int, T: int) -> float:
     return 3e-3 + 7.3e-11 * d**3 + 6.4e-10 * T * d * d
 
 
-def _gershgorin(spec: Spec):
+def _gershgorin(spec: Spec, diagonals=None):
+    """``(c, r, off)``: Gershgorin's enclosure of ``H`` on the host (concrete) and its off-diagonal terms."""
     _, off = rep.split_diagonal(spec.space, spec.charger + spec.battery + spec.coupling)
-    d = np.real(np.asarray(operator_diagonals(spec)[0]))
+    diagonals = operator_diagonals(spec) if diagonals is None else diagonals
+    d = np.real(np.asarray(diagonals[0]))
     radius = rep.row_bound(spec.space, off)
     lo, hi = float((d - radius).min()), float((d + radius).max())
     return (hi + lo) / 2, max((hi - lo) / 2, 1e-300), off
@@ -501,8 +501,11 @@ def chebyshev_seconds(spec: Spec, ts) -> float | None:
 
 def prefer_chebyshev(spec: Spec, ts) -> bool:
     """Whether :class:`~qbjax.methods.Auto` should expand rather than diagonalise this closed run."""
+    spectral = spectral_seconds(rep.basis(spec).dim, int(np.shape(ts)[0]))
+    if spectral <= CHEB_PLAN_SECONDS + CHEB_COMPILE_SECONDS:  # an expansion's fixed price alone exceeds it
+        return False
     cheb = chebyshev_seconds(spec, ts)
-    return cheb is not None and cheb < spectral_seconds(rep.basis(spec).dim, int(np.shape(ts)[0]))
+    return cheb is not None and cheb < spectral
 
 
 def state_seconds(spec: Spec, t) -> float | None:

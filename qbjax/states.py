@@ -45,13 +45,16 @@ def battery_state_status(model: AbstractBattery | Spec, t, eig=None, psi=None):
         return _reduce(spec, psi), finite_status(psi)
     method = resolve_method(spec, "auto", False, None)
     if method in ("spectral", "chebyshev") and eig is None:
-        from .expansions import spectral_seconds, state_at, state_seconds
+        from .expansions import CHEB_COMPILE_SECONDS, CHEB_PLAN_SECONDS, spectral_seconds, state_at, state_seconds
 
         # Auto's cost model: one expansion where it is cheaper than eigh (and always instead of an
-        # adaptive ODE at 1e-12, the matrix-free fallback for blocks too large to diagonalise)
-        cheb = state_seconds(spec, t)
-        if cheb is not None and (method == "chebyshev" or cheb < spectral_seconds(rep.basis(spec).dim, 1)):
-            return state_at(spec, t, reduce=_reduced_status)
+        # adaptive ODE at 1e-12, the matrix-free fallback for blocks too large to diagonalise); a small
+        # block is diagonalised without estimating the expansion at all
+        spectral = spectral_seconds(rep.basis(spec).dim, 1) if method == "spectral" else math.inf
+        if spectral > CHEB_PLAN_SECONDS + CHEB_COMPILE_SECONDS:
+            cheb = state_seconds(spec, t)
+            if cheb is not None and cheb < spectral:
+                return state_at(spec, t, reduce=_reduced_status)
     return _battery_state_jit(spec, jnp.asarray(t, jnp.float64), method, eig if method == "spectral" else None)
 
 

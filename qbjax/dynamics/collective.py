@@ -38,11 +38,11 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..representation.collective import CollectiveProblem, collective_problem  # noqa: F401 (re-exported)
+from ..representation.matrix_free import shift
 from ..status import TRACE_LOST, flag, merge, settle
 from .cumulants import Collective
 from .options import ODEOptions
@@ -80,19 +80,6 @@ def _lower(N):
 def _raise(N):
     n = np.arange(N + 1, dtype=np.float64)
     return np.sqrt((n + 1) * (N - n))  # <n+1|J^+|n>
-
-
-def _shift(x, axis, delta):
-    """``out[..., i, ...] = x[..., i + delta, ...]`` (zero outside)."""
-    if delta == 0:
-        return x
-    n = x.shape[axis]
-    pad = [(0, 0)] * x.ndim
-    if delta > 0:
-        pad[axis] = (0, delta)
-        return jax.lax.slice_in_dim(jnp.pad(x, pad), delta, delta + n, axis=axis)
-    pad[axis] = (-delta, 0)
-    return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, n, axis=axis)
 
 
 class _Sector:
@@ -144,9 +131,9 @@ class _Sector:
             idx = np.arange(N + 1) - delta
             ok = (idx >= 0) & (idx <= N)
             w[ok] = g[idx[ok]]
-            return jnp.asarray(w)[:, None, None] * _shift(x, 0, -delta), q + delta
+            return jnp.asarray(w)[:, None, None] * shift(x, -delta, 0), q + delta
         w = self._digit_weights(e, raising, -1)  # out[i] = g(d_i - delta) x[i - delta stride]
-        return jnp.asarray(w)[None, :, None] * _shift(x, 1, -delta * self.strides[e - 1]), q + delta
+        return jnp.asarray(w)[None, :, None] * shift(x, -delta * self.strides[e - 1], 1), q + delta
 
     def right(self, x, q, e, raising):
         """``x B`` with ``B = J_e^+`` (raising) or ``J_e^-``: sector ``q + delta``."""
@@ -162,7 +149,7 @@ class _Sector:
         N = self.sizes[e]
         g = _raise(N) if raising else _lower(N)
         w = g[self.digits[e - 1]]
-        return jnp.asarray(w)[None, None, :] * _shift(x, 2, delta * self.strides[e - 1]), q + delta
+        return jnp.asarray(w)[None, None, :] * shift(x, delta * self.strides[e - 1], 2), q + delta
 
 
 def _rhs(sector: _Sector, channels, rates):

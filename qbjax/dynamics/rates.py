@@ -190,6 +190,7 @@ def steady_with_method(gen: RateGenerator, p0):
     """``(p, status, how)``: :func:`rate_steady_state` and a sentence saying how ``p`` was obtained."""
     axis = gen.chain_axis
     traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((gen, p0)))
+    D = math.prod(gen.dims)
     if axis is not None:
         sub, _, sup = (jnp.moveaxis(x, axis, -1) for x in gen.tridiagonal())
         up = sub[..., 1:]  # rate r -> r + 1 (destination-indexed)
@@ -197,14 +198,12 @@ def steady_with_method(gen: RateGenerator, p0):
         pos = (up > 0) & (down > 0)
         cut = (up == 0) & (down == 0)
         one_way = ~(pos | cut)
-        D = math.prod(gen.dims)
         if traced or D > DENSE_RATE_MAX_DIM or not bool(jnp.any(one_way)):
             p = _segmented_chain(up, down, pos, cut, jnp.moveaxis(p0, axis, -1))
             p = jnp.moveaxis(p, -1, axis)
             flags = flag(one_way, ONE_WAY_CHAIN)
             return p, flags, ("detailed balance along the birth-death chain (each segment between cuts keeps "
                               "its initial weight)")
-    D = math.prod(gen.dims)
     if D > DENSE_RATE_MAX_DIM:
         raise MemoryError(f"dense stationary state of dimension {D} exceeds {DENSE_RATE_MAX_DIM}")
     A = gen.dense()

@@ -63,7 +63,7 @@ from .matrix_free import (  # noqa: F401
     _bands_uncached,
     _monomial,
     _permute,
-    _shift,
+    shift,
     p_is_flip,
 )
 from .parity import (  # noqa: F401

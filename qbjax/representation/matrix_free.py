@@ -48,8 +48,8 @@ def _bands_uncached(m, max_bands: int):
     return bands
 
 
-def _shift(x, k: int, axis: int):
-    """``y[r] = x[r + k]`` along ``axis``, zero where out of range."""
+def shift(x, k: int, axis: int):
+    """``y[r] = x[r + k]`` along ``axis``, zero where out of range (shared by the banded operators)."""
     if k == 0:
         return x
     n = x.shape[axis]
@@ -365,7 +365,7 @@ def _apply_local(m, x, axis):
     if bands is None:
         y = jnp.tensordot(jnp.asarray(m.toarray(), x.dtype), x, axes=(1, axis))
         return jnp.moveaxis(y, 0, axis)
-    return sum(_band_mul(jnp.asarray(v), _shift(x, k, axis), axis) for k, v in bands)
+    return sum(_band_mul(jnp.asarray(v), shift(x, k, axis), axis) for k, v in bands)
 
 
 def _apply_weighted(mats, x, axis):
@@ -379,7 +379,7 @@ def _apply_weighted(mats, x, axis):
             continue
         for k, v in bands:
             by_offset[k] = by_offset.get(k, 0) + c * jnp.asarray(v)
-    out = sum(_band_mul(v, _shift(x, k, axis), axis) for k, v in by_offset.items()) if by_offset else 0
+    out = sum(_band_mul(v, shift(x, k, axis), axis) for k, v in by_offset.items()) if by_offset else 0
     for c, m in dense:
         out = out + c.astype(x.dtype) * _apply_local(m, x, axis)
     return out

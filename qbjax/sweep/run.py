@@ -86,8 +86,7 @@ def _run_group(gmodel, swept: dict, metric_list, mesh: Mesh, budget: int, chunk_
     if swept and not generic:
         gmodel = _replace(gmodel, {k: jnp.asarray(getattr(gmodel, k))[0] for k in swept}, False)
     dyn, stat = eqx.partition(gmodel, eqx.is_array)
-    n_points_ = len(next(iter(swept.values()))) if swept else 1
-    plan = None if generic else _closed_plan(gmodel, stat, swept, n_points_, metric_list, K, t_max, method, classical)
+    plan = None if generic else _closed_plan(gmodel, stat, swept, n_points, metric_list, K, t_max, method, classical)
 
     def point(dyn, values, factor):
         m = _replace(eqx.combine(dyn, stat), values, generic)
