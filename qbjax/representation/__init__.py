@@ -63,8 +63,8 @@ from .matrix_free import (  # noqa: F401
     _bands_uncached,
     _monomial,
     _permute,
-    shift,
     p_is_flip,
+    shift,
 )
 from .parity import (  # noqa: F401
     ParityLayout,
