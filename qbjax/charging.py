@@ -43,8 +43,10 @@ The switching function of seed 000, Eq. 2 is a step: ``lambda = 1`` on
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import equinox as eqx
 import jax
@@ -53,19 +55,17 @@ import numpy as np
 from jaxtyping import Array
 
 from . import representation as rep
-from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
-from .dynamics.lindblad import lindblad_adjoint
-from .dynamics.schrodinger import moments_from_states
+from .dynamics import ODEOptions
 from .expansions import expansion, prefer_chebyshev
 from .methods import NATIVE, SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
+from .observe import Request, prepare
+from .propagators import lindblad_trajectory, run, spectral_trajectory, stepped_run, stepped_terms
 from .representation.closed import (
     classical_view,
     spectral_decomposition,
-    tensor_top,
-    top_level_masks,
 )
-from .representation.open import dense_lindblad, initial_density_matrix
+from .representation.open import initial_density_matrix
 from .states import (
     battery_ergotropy,
     battery_ergotropy_status,
@@ -73,8 +73,13 @@ from .states import (
     battery_state,
     battery_state_status,
 )
-from .status import is_concrete, merge
-from .trajectory import TRUNCATION_TOL, Trajectory, TruncationWarning, energy_bound, finite_status, warn_truncation
+from .status import is_concrete
+from .trajectory import (
+    TRUNCATION_TOL,
+    Trajectory,
+    TruncationWarning,
+    warn_truncation,
+)
 
 __all__ = [
     "Trajectory",
@@ -88,6 +93,7 @@ __all__ = [
     "time_grid",
     "check_grid",
     "spectral_trajectory",
+    "lindblad_trajectory",
     # re-exported from their new homes (qbjax.states, qbjax.trajectory, qbjax.representation.closed)
     "battery_state_status",
     "battery_ergotropy_status",
@@ -140,6 +146,9 @@ def charge(
     switch: Callable | None = None,
     options: ODEOptions | None = None,
     truncation_tol: float = TRUNCATION_TOL,
+    observables: Mapping | None = None,
+    initial_state=None,
+    save_states: bool = False,
 ) -> Trajectory:
     """Charge the battery and return its energy on a time grid.
 
@@ -156,15 +165,34 @@ def charge(
             method value's own ``options`` take precedence.
         truncation_tol: warn (:class:`TruncationWarning`) when the top kept
             Fock level of a mode holds more than this population.
+        observables: ``{name: operator}``, evaluated in the same run into
+            ``traj.expect[name]`` ``(T,)`` (real for a Hermitian operator,
+            complex otherwise).  An operator is a :class:`~qbjax.model.Term`,
+            a tuple of them, a dense ``(D, D)`` array on the full space (the
+            spec's tensor order) or a QuTiP ``Qobj`` (dims checked).  The
+            rate equation takes diagonal operators (``"auto"`` moves to
+            ``"lindblad"`` for others); classical dynamics takes terms
+            (their classical symbols).
+        initial_state: a ket ``(D,)`` or a density matrix ``(D, D)`` on the
+            full space (array or ``Qobj``; :func:`qbjax.coherent`,
+            :func:`qbjax.product`, ...) replacing the spec's initial state.  A
+            density matrix without dissipators evolves as a mixed closed system.
+        save_states: keep the state at every time in ``traj.states`` (kets
+            ``(T, D)`` or density matrices ``(T, D, D)``, full space).
 
     Returns:
         A :class:`Trajectory`.  Jitted once per model structure and grid
-        shape; ``jax.grad`` and ``jax.vmap`` pass through the model's leaves.
+        shape; ``jax.grad`` and ``jax.vmap`` pass through the model's leaves,
+        the observables' coefficients and the initial state.
     """
     native = model.native_method() if isinstance(model, AbstractBattery) else None
     if native is not None:
+        if observables or initial_state is not None or save_states:
+            raise ValueError(f"a {model.name} battery runs its own solver ({native!r}), which takes no "
+                             "observables=, initial_state= or save_states=; charge its spec() for those")
         return _checked(_native(model, native, ts, method, classical, switch, options), truncation_tol)
     spec = model.spec() if isinstance(model, AbstractBattery) else model
+    spec, req = prepare(spec, observables, initial_state, save_states)
     if ts is None:
         if not isinstance(model, AbstractBattery):
             raise ValueError("ts is required when charging a bare Spec")
@@ -180,6 +208,14 @@ def charge(
         options = ODEOptions(rtol=1e-10, atol=1e-14) if resolved == "rates" else ODEOptions(rtol=1e-12, atol=1e-12)
     if resolved == "classical":
         spec = classical_view(spec)
+    if req.general:
+        resolved = _general_method(spec, req, resolved, method, ts)
+        if req.save_states and (req.mixed or resolved in ("lindblad", "rates")):
+            rep.check_dense_memory(math.prod(spec.dims), count=int(ts.shape[0]), what="saved density matrices")
+        if resolved == "stepped":
+            traj = stepped_run(spec, ts, req, stepped_terms(spec, ts))
+            return _checked(_with_space(traj, spec), truncation_tol)
+        return _checked(_with_space(run(spec, ts, resolved, switch, options, req), spec), truncation_tol)
     expanded = False
     if resolved == "spectral" and method == "auto" and prefer_chebyshev(spec, ts):
         resolved, expanded = "chebyshev", True  # Auto's cost model: expanding is cheaper than eigh here
@@ -189,14 +225,19 @@ def charge(
         if traj is not None:
             return _checked(traj, truncation_tol)
         if expanded:
-            return _checked(_charge_jit(spec, ts, "spectral", switch, options), truncation_tol)
+            return _checked(_with_space(run(spec, ts, "spectral", switch, options), spec), truncation_tol)
         # traced parameters or a non-uniform grid: adaptive steps instead
         if method in ("chebyshev", "krylov"):
             warnings.warn(f"method={method!r} needs concrete parameters and a uniform grid from 0; "
                           "using adaptive steps ('ode') instead", stacklevel=2)
         resolved = "ode"
-    traj = _charge_jit(spec, ts, resolved, switch, options)
-    return _checked(traj, truncation_tol)
+    traj = run(spec, ts, resolved, switch, options)
+    return _checked(_with_space(traj, spec), truncation_tol)
+
+
+def _with_space(traj: Trajectory, spec: Spec) -> Trajectory:
+    """The trajectory with the spec's tensor factors recorded (for ``reduced_state`` and ``to_qutip``)."""
+    return dataclasses.replace(traj, dims=spec.dims, dof_names=spec.names)
 
 
 def check_grid(ts, name: str = "ts") -> None:
@@ -239,148 +280,60 @@ def _checked(traj: Trajectory, tol: float) -> Trajectory:
     return traj
 
 
-@eqx.filter_jit
-def _charge_jit(spec: Spec, ts, method: str, switch, options: ODEOptions) -> Trajectory:
-    if method == "classical":
-        return _classical(spec, ts, switch, options)
-    if method == "spectral":
-        return spectral_trajectory(spec, ts)
-    if method == "lindblad":
-        return lindblad_trajectory(spec, ts, switch, options)
-    if method == "rates":
-        return _rates(spec, ts, options)
-    return _ode(spec, ts, switch, options, matrix_free=(method == "ode"))
+def _general_method(spec: Spec, req: Request, resolved: str, method: str, ts) -> str:
+    """The propagator for a general request (observables, an initial state, saved states), checked."""
+    if resolved == "classical":
+        if req.state is not None:
+            raise ValueError("classical dynamics starts from the spec's classical_initial; initial_state= is a "
+                             "quantum state")
+        if req.save_states:
+            raise ValueError("classical dynamics has no quantum states to save (save_states=True)")
+        if any(not isinstance(op, tuple) for op in req.operators):
+            raise ValueError("classical observables must be Terms (evaluated as their classical symbols); a dense "
+                             "matrix or a Qobj has no classical counterpart")
+        return "classical"
+    if resolved == "rates":
+        reason = _not_diagonal(spec, req)
+        if reason is None:
+            return "rates"
+        if method == "rates":
+            raise ValueError(f"method='rates' evolves populations only: {reason}; use method='lindblad'")
+        return "lindblad"
+    if resolved == "lindblad":
+        return "lindblad"
+    if req.mixed:
+        if resolved == "spectral":
+            return "spectral"
+        if method in ("chebyshev", "krylov"):
+            raise ValueError(f"method={method!r} propagates kets; a mixed initial_state takes 'spectral', 'ode' "
+                             "or 'lindblad'")
+        return "lindblad"  # the density matrix by adaptive steps (no dissipators)
+    if resolved in ("chebyshev", "krylov"):
+        concrete = is_concrete(ts) and all(is_concrete(x) for x in jax.tree.leaves(spec))
+        if concrete:
+            return "stepped"
+        if method in ("chebyshev", "krylov"):
+            warnings.warn(f"method={method!r} needs concrete parameters and times; using adaptive steps ('ode') "
+                          "instead", stacklevel=3)
+        return "ode"
+    return resolved
 
 
-def spectral_trajectory(spec: Spec, ts, eig=None) -> Trajectory:
-    """What ``method="spectral"`` computes, with the :func:`spectral_decomposition` when the caller has it."""
-    b = rep.basis(spec)
-    B = rep.dense_diagonal(spec.space, spec.battery, b)
-    if B is None:
-        B = rep.dense(spec.space, spec.battery, b)
-    psi0 = rep.initial_vector(spec, b)
-    masks = top_level_masks(spec, b)
-    # ts[0] is the initial time (as in QuTiP and dynamiqs): phases run from there
-    E, dE, d2E, var, top = spectral_moments(None, B, psi0, ts - ts[0], masks=tuple(masks),
-                                            eig=spectral_decomposition(spec) if eig is None else eig)
-    top = jnp.max(top, axis=-1)
-    return Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "spectral", finite_status(E))
-
-
-def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool) -> Trajectory:
-    static_terms = spec.charger + spec.battery
-    if matrix_free:
-        H0 = rep.MatrixFree(spec.space, static_terms)
-        HI = rep.MatrixFree(spec.space, spec.coupling)
-        Bop = rep.MatrixFree(spec.space, spec.battery)
-        psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
-        top_of = tensor_top(spec)
-    else:
-        b = rep.basis(spec)
-        H0m = rep.dense(spec.space, static_terms, b)
-        HIm = rep.dense(spec.space, spec.coupling, b)
-        Bm = rep.dense(spec.space, spec.battery, b)
-        H0, HI, Bop = (_matmul(m) for m in (H0m, HIm, Bm))
-        psi0 = rep.initial_vector(spec, b)
-        masks = top_level_masks(spec, b)
-        top_of = lambda psi: jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks]) if masks else jnp.zeros(0)  # noqa: E731
-    lam = (lambda t: 1.0) if switch is None else switch
-    jump_ts = getattr(switch, "times", None)
-
-    def apply_H(t, psi, args):
-        return H0(psi) + lam(t) * HI(psi)
-
-    psis, solved = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts, status=True)
-    # Moments under the Hamiltonian in force at each t: E, and the derivatives
-    # used to refine the maximum power (exact for the step switch).
-    lam_t = jax.vmap(lam)(ts) if switch is not None else jnp.ones_like(ts)
-
-    def moments(psi, lt):
-        return moments_from_states(lambda x: H0(x) + lt * HI(x), Bop, psi[None])
-
-    E, dE, d2E, var = jax.vmap(moments)(psis, lam_t)
-    top = jax.vmap(top_of)(psis)
-    return Trajectory(ts, E[:, 0], dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
-                      energy_bound(spec), "quantum", "ode" if matrix_free else "dense-ode", merge(solved, finite_status(E)))
-
-
-def _matmul(m):
-    return lambda x: m @ x
-
-
-def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, observables=None) -> Trajectory:
-    """What ``method="lindblad"`` computes; ``observables``: ``{name: dense operator on rep.basis(spec)}``
-    evaluated in the same run (``traj.expect[name]``, real parts of Hermitian operators)."""
-    if options is None:
-        options = ODEOptions(rtol=1e-12, atol=1e-12)
-    named = {} if observables is None else dict(observables)
-    b, H0, HI, jumps, rho0 = dense_lindblad(spec)
-    B = rep.dense(spec.space, spec.battery, b)
-    masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
-    # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
-    # static part L0 (H0 and dissipators) and the switched coupling LI.
-    adj0, adjI = lindblad_adjoint(H0, jumps), lindblad_adjoint(HI, [])
-    A, C = adj0(B), adjI(B)
-    second = [adj0(A), adjI(A) + adj0(C), adjI(C)]
-    masks = [*masks, *(jnp.asarray(op, jnp.complex128) for op in named.values())]
-    observables = [B, B @ B, A, C, *second, *masks]
-    if switch is None:
-        H, Hs, lam = H0 + HI, None, None
-        lam_t = jnp.ones_like(ts)
-    else:
-        H, Hs, lam = H0, HI, switch
-        lam_t = jax.vmap(switch)(ts)
-    ex, _, solved = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
-                            H_switched=Hs, jump_ts=getattr(switch, "times", None), status=True)
-    E, E2 = ex[0], ex[1]
-    dE = ex[2] + lam_t * ex[3]
-    d2E = ex[4] + lam_t * ex[5] + lam_t**2 * ex[6]
-    n_masks = len(masks) - len(named)
-    top = jnp.max(ex[7:7 + n_masks], axis=-1) if n_masks else jnp.zeros(0)
-    expect = {name: ex[7 + n_masks + i] for i, name in enumerate(named)}
-    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
-                      merge(solved, finite_status(E)), expect=expect)
-
-
-def _rates(spec: Spec, ts, options: ODEOptions) -> Trajectory:
-    from .dynamics.rates import rate_solve
-    from .representation.rates import rate_generator
-
-    gen = rate_generator(spec)
-    e = rep.diagonal_tensor(spec.space, spec.battery)
-    top_of = tensor_top(spec, populations=True)
-
-    def observe(p):
-        Ap = gen(p)
-        return (jnp.sum(e * p), jnp.sum(e * e * p), jnp.sum(e * Ap), jnp.sum(e * gen(Ap)), top_of(p))
-
-    (E, E2, dE, d2E, top), solved = rate_solve(gen, spec.initial_population_tensor(), ts, observe, options=options,
-                                               status=True)
-    top = jnp.max(top, axis=0) if top.shape[-1] else jnp.zeros(0)
-    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "rates", merge(solved, finite_status(E)))
-
-
-def _classical(spec: Spec, ts, switch, options: ODEOptions) -> Trajectory:
-    kinds = rep.classical_kinds(spec.space)
-    h0 = rep.classical_hamiltonian(spec.space, spec.charger + spec.battery)
-    hi = rep.classical_hamiltonian(spec.space, spec.coupling)
-    hb = rep.classical_hamiltonian(spec.space, spec.battery)
-    x0 = rep.classical_state(spec)
-    if switch is None:
-        h = lambda x: h0(x) + hi(x)  # noqa: E731
-        xs, solved = hamilton_flow(h, kinds, x0, ts, options=options, status=True)
-        lam_t = jnp.ones_like(ts)
-    else:
-        xs, solved = hamilton_flow(h0, kinds, x0, ts, options=options, switch=switch, h_switched=hi,
-                                   jump_ts=getattr(switch, "times", None), status=True)
-        lam_t = jax.vmap(switch)(ts)
-
-    def moments(x, lt):
-        f = hamilton_vector_field(lambda y: h0(y) + lt * hi(y), kinds)
-        d1 = lambda y: jax.jvp(hb, (y,), (f(y),))[1]  # noqa: E731  dE/dt = {E_B, H}
-        return hb(x), d1(x), jax.jvp(d1, (x,), (f(x),))[1]
-
-    E, dE, d2E = jax.vmap(moments)(xs, lam_t)
-    return Trajectory(ts, E, dE, d2E, jnp.zeros_like(E), jnp.zeros(0), energy_bound(spec),
-                      "classical", "hamilton", merge(solved, finite_status(E)))
-
+def _not_diagonal(spec: Spec, req: Request) -> str | None:
+    """Why the rate equation cannot serve this request (``None``: it can)."""
+    x = req.state
+    if x is not None:
+        if not is_concrete(x):
+            return "a traced initial_state cannot be checked to be diagonal"
+        a = np.asarray(x)
+        if a.ndim == 1 and np.count_nonzero(a) > 1:
+            return "the initial ket is a superposition of basis states"
+        if a.ndim == 2 and np.any(a[~np.eye(a.shape[0], dtype=bool)] != 0):
+            return "the initial density matrix has coherences"
+    for name, op in zip(req.names, req.operators, strict=True):
+        if isinstance(op, tuple):
+            if not all(rep._factors_diagonal(spec.space, t.factors) for t in op):
+                return f"observable {name!r} is not diagonal"
+        elif not is_concrete(op) or np.any(np.asarray(op)[~np.eye(op.shape[0], dtype=bool)] != 0):
+            return f"observable {name!r} is not (provably) diagonal"
+    return None

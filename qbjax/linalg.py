@@ -100,8 +100,26 @@ def eigh(a):
 
 
 def eigvalsh(a):
-    """Eigenvalues of a Hermitian matrix, ascending, like ``jnp.linalg.eigvalsh``."""
-    return eigh(a)[0]
+    """Eigenvalues of a Hermitian matrix, ascending, like ``jnp.linalg.eigvalsh``.
+
+    Its derivative involves no eigenvector derivative, so it stays finite when
+    eigenvalues are degenerate (a symmetric function of them, an entropy or a
+    trace norm, then has a well-defined gradient).
+    """
+    a = jnp.asarray(a)
+    return _eigvalsh(0.5 * (a + jnp.conj(jnp.swapaxes(a, -1, -2))))
+
+
+@jax.custom_jvp
+def _eigvalsh(a):
+    return _eigh(a)[0]
+
+
+@_eigvalsh.defjvp
+def _eigvalsh_jvp(primals, tangents):
+    (a,), (da,) = primals, tangents
+    w, v = _eigh(a)
+    return w, jnp.real(jnp.einsum("...ji,...jk,...ki->...i", jnp.conj(v), da, v))
 
 
 @_sequential_on_cpu(2)

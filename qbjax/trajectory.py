@@ -21,6 +21,9 @@ __all__ = ["Trajectory", "TruncationWarning", "TRUNCATION_TOL", "warn_truncation
 #: Default tolerance on the population of the highest kept Fock level.
 TRUNCATION_TOL = 1e-6
 
+#: A rate equation's final state is kept as a diagonal density matrix up to this many levels.
+FINAL_RATES_MAX = 4096
+
 
 class TruncationWarning(UserWarning):
     """The highest kept level of a truncated mode holds too much population."""
@@ -48,8 +51,20 @@ class Trajectory(eqx.Module):
             are then zero and the figures of merit do not refine between
             points.
         expect: named expectation values ``{name: (T,)}`` beside the
-            battery energy (the reservoir battery's charger and per-battery
-            energies; ``{}`` when none were asked for).
+            battery energy (``charge(observables=...)``: real for a Hermitian
+            operator, complex otherwise; the reservoir battery's charger and
+            per-battery energies; ``{}`` when none were asked for).
+        states: with ``charge(save_states=True)``, the state at every time on
+            the full product space in the spec's tensor order: kets ``(T, D)``
+            for closed dynamics from a pure state, density matrices
+            ``(T, D, D)`` otherwise; ``None`` when not asked for.
+        final_state: the state at ``ts[-1]`` (same layout, no time axis),
+            kept by every method that holds states (spectral, ODE,
+            Lindblad, rates up to :data:`FINAL_RATES_MAX` levels, the
+            Chebyshev expansions when states were asked for); ``None`` for the
+            others (classical flows, the families' own solvers).
+        dims, dof_names: the spec's tensor factors (for :func:`qbjax.reduced_state`
+            and :meth:`to_qutip`); ``()`` for the families' own solvers.
     """
 
     ts: Float[Array, " T"]
@@ -64,6 +79,17 @@ class Trajectory(eqx.Module):
     status: Array = eqx.field(default_factory=lambda: jnp.zeros((), jnp.int32))
     discrete: bool = eqx.field(static=True, default=False)
     expect: dict = eqx.field(default_factory=dict)
+    states: Array | None = None
+    final_state: Array | None = None
+    dims: tuple[int, ...] = eqx.field(static=True, default=())
+    dof_names: tuple[str, ...] = eqx.field(static=True, default=())
+
+    def to_qutip(self):
+        """A ``qutip.Result``-like view: ``times``, ``expect`` (list, in the order asked), ``e_data``
+        (dict), ``states`` and ``final_state`` as ``Qobj`` s with the spec's dims (needs QuTiP)."""
+        from .qutip_io import to_qutip
+
+        return to_qutip(self)
 
     def check(self) -> Trajectory:
         """Raise :class:`~qbjax.status.SolverError` if a concrete status reports a failure; returns ``self``."""

@@ -49,8 +49,9 @@ class _Step(NamedTuple):
 
 
 def integrate(term, solver, controller, y0, ts, *, args=None, fn=None, max_steps: int,
-              checkpoints: int, dt0=None):
-    """Integrate from ``ts[0]`` to ``ts[-1]`` and return ``(fn(y(ts)), status)``.
+              checkpoints: int, dt0=None, final: bool = False):
+    """Integrate from ``ts[0]`` to ``ts[-1]`` and return ``(fn(y(ts)), status)``; with ``final``,
+    ``(fn(y(ts)), y(ts[-1]), status)`` (the last state itself, at no cost: the loop ends there).
 
     ``ts`` must be non-decreasing (``BAD_GRID`` otherwise, with non-finite
     outputs); ``status`` also reports ``MAX_STEPS`` (the budget ran out before
@@ -133,4 +134,6 @@ def integrate(term, solver, controller, y0, ts, *, args=None, fn=None, max_steps
                    flag(grid_ok & (end.failed | ~finite), NONFINITE))
     nan = jnp.where(grid_ok, 0.0, jnp.nan)
     out = jax.tree.map(lambda x: x + nan.astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else x, out)
+    if final:
+        return out, end.y, status
     return out, status

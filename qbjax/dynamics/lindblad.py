@@ -53,7 +53,8 @@ def lindblad_adjoint(H, jumps: Sequence):
 
 
 def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions = ODEOptions(rtol=1e-9, atol=1e-11),
-            save_states: bool = False, switch=None, H_switched=None, jump_ts=None, status: bool = False):
+            save_states: bool = False, switch=None, H_switched=None, jump_ts=None, status: bool = False,
+            complex_observables: bool = False, final: bool = False):
     """Integrate the master equation; return expectation values (and states).
 
     Arguments:
@@ -61,16 +62,17 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         jumps: ``[(rate, L)]`` Lindblad channels.
         rho0: initial density matrix ``(d, d)``.
         ts: save times.
-        observables: operators ``O``; returns ``Re tr(O rho(t))`` for each.
+        observables: operators ``O``; returns ``Re tr(O rho(t))`` for each
+            (``tr(O rho(t))`` with ``complex_observables``), ``O(d^2)`` each.
         save_states: also return ``rho(t)`` (memory ``T d^2``).
         switch, H_switched: optional time dependence
             ``H(t) = H + switch(t) * H_switched``.
-
         status: also return a :mod:`qbjax.status` flag (no host callback).
+        final: also return ``rho(ts[-1])`` (after the states).
 
     Returns:
         ``(expectations (n_obs, T), states (T, d, d) or None)``, then the
-        status when asked for.
+        final state when asked for, then the status when asked for.
     """
     static = lindblad_rhs(H, jumps)
 
@@ -80,10 +82,20 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
             out = out - 1j * switch(t) * (H_switched @ rho - rho @ H_switched)
         return out
 
+    def trace(O, rho):
+        # tr(O rho) = sum_ij O_ij rho_ji: d^2 work, not the d^3 of a product
+        v = jnp.sum(O * rho.T)
+        return v if complex_observables else jnp.real(v)
+
     def fn(rho):
-        ex = jnp.stack([jnp.real(jnp.trace(O @ rho)) for O in observables]) if observables else jnp.zeros(0)
+        ex = jnp.stack([trace(O, rho) for O in observables]) if observables else jnp.zeros(0)
         return (ex, rho) if save_states else (ex, None)
 
+    if final:
+        (ex, states), last, flags = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn, final=True)
+        if status:
+            return ex.T, states, last, flags
+        return settle((ex.T, states, last), flags, "mesolve")
     (ex, states), flags = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn)
     if status:
         return ex.T, states, flags

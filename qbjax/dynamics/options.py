@@ -54,8 +54,10 @@ class ODEOptions(eqx.Module):
         size = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(state)) * max(loops, 1)
         return int(min(self.max_steps, max(16, CHECKPOINT_MEMORY // max(size, 1))))
 
-    def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None):
+    def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None, final: bool = False):
         """Solve ``dy/dt = vector_field(t, y, args)`` from ``ts[0]``, saving ``fn(y)`` (or ``y``) at ``ts``.
+
+        With ``final``, returns ``(ys, y(ts[-1]), status)``.
 
         Returns ``(ys, status)``: ``status`` is a :mod:`qbjax.status` flag
         (``MAX_STEPS`` when the step budget ran out, ``NONFINITE`` for any
@@ -67,7 +69,8 @@ class ODEOptions(eqx.Module):
         (diffrax's error norms and step control are defined for real
         states), transparently for the caller.
         """
-        if jnp.iscomplexobj(y0):
+        pair = jnp.iscomplexobj(y0)
+        if pair:
             field = vector_field
 
             def vector_field(t, y, a):  # noqa: F811
@@ -78,9 +81,13 @@ class ODEOptions(eqx.Module):
             fn = (lambda y: y[0] + 1j * y[1]) if inner is None else (lambda y: inner(y[0] + 1j * y[1]))
             y0 = jnp.stack([y0.real, y0.imag])
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, jump_ts=jump_ts)
-        return integrate(diffrax.ODETerm(vector_field), _SOLVERS[self.solver](), controller, y0, ts,
-                         args=args, fn=fn, max_steps=self.max_steps,
-                         checkpoints=self.checkpoints_for(y0), dt0=self.dt0)
+        out = integrate(diffrax.ODETerm(vector_field), _SOLVERS[self.solver](), controller, y0, ts,
+                        args=args, fn=fn, max_steps=self.max_steps,
+                        checkpoints=self.checkpoints_for(y0), dt0=self.dt0, final=final)
+        if final and pair:
+            ys, y1, flags = out
+            return ys, y1[0] + 1j * y1[1], flags
+        return out
 
 
 #: Memory for the reverse-mode checkpoints of one adaptive solve (bytes).

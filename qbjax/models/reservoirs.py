@@ -502,7 +502,7 @@ def _meanfield_moments(problem, eqs, rates, ys):
 def _lindblad_trajectory(model, spec, ts, options, names):
     """The dense Lindblad run of ``charge`` on the spec, with the ensembles' energies as observables."""
     from .. import representation as rep
-    from ..charging import lindblad_trajectory
+    from ..propagators import lindblad_trajectory
 
     b = rep.basis(spec)
     ops = {}

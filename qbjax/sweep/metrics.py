@@ -50,8 +50,9 @@ class _Point:
 
     @functools.cached_property
     def trajectory(self):
-        from ..charging import charge, spectral_trajectory
+        from ..charging import charge
         from ..expansions import traced_chebyshev
+        from ..propagators import spectral_trajectory
 
         if self.plan is not None:
             return traced_chebyshev(self.spec, jnp.asarray(self.ts, jnp.float64), self.plan)

@@ -1,0 +1,340 @@
+"""The propagators behind :func:`qbjax.charge`: one function per method, each a Trajectory from a Spec.
+
+:func:`run` dispatches on the resolved method key (``"spectral"``,
+``"ode"``, ``"dense-ode"``, ``"lindblad"``, ``"rates"``, ``"classical"``);
+:func:`stepped_run` is the Chebyshev propagator of a general request (any
+ket, observables, saved states), step by step on any grid.  Every
+propagator takes the optional :class:`~qbjax.observe.Request` of
+:func:`qbjax.charge` (observables, an initial state, saved states) and
+fills ``expect``, ``states`` and ``final_state``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import representation as rep
+from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
+from .dynamics.lindblad import lindblad_adjoint
+from .dynamics.schrodinger import moments_from_states
+from .model import Spec, Term, scaled
+from .observe import Request, embed, expect_kets, operator_on, state_on
+from .representation.closed import spectral_decomposition, tensor_top, top_level_masks
+from .representation.open import dense_lindblad
+from .status import merge
+from .trajectory import FINAL_RATES_MAX, Trajectory, energy_bound, finite_status
+
+__all__ = ["run", "spectral_trajectory", "lindblad_trajectory", "stepped_terms", "stepped_run"]
+
+
+@eqx.filter_jit
+def run(spec: Spec, ts, method: str, switch, options: ODEOptions, req: Request | None = None) -> Trajectory:
+    if method == "classical":
+        return _classical(spec, ts, switch, options, req)
+    if method == "spectral":
+        return spectral_trajectory(spec, ts, req=req)
+    if method == "lindblad":
+        return lindblad_trajectory(spec, ts, switch, options, req=req)
+    if method == "rates":
+        return _rates(spec, ts, options, req)
+    return _ode(spec, ts, switch, options, matrix_free=(method == "ode"), req=req)
+
+
+def spectral_trajectory(spec: Spec, ts, eig=None, req: Request | None = None) -> Trajectory:
+    """What ``method="spectral"`` computes, with the :func:`spectral_decomposition` when the caller has it."""
+    b = rep.basis(spec)
+    eig = spectral_decomposition(spec) if eig is None else eig
+    if req is not None and req.mixed:
+        return _spectral_mixed(spec, ts, eig, req, b)
+    B = rep.dense_diagonal(spec.space, spec.battery, b)
+    if B is None:
+        B = rep.dense(spec.space, spec.battery, b)
+    psi0 = rep.initial_vector(spec, b) if req is None else state_on(spec, req, b)
+    masks = top_level_masks(spec, b)
+    # ts[0] is the initial time (as in QuTiP and dynamiqs): phases run from there
+    tau = ts - ts[0]
+    E, dE, d2E, var, top = spectral_moments(None, B, psi0, tau, masks=tuple(masks), eig=eig)
+    top = jnp.max(top, axis=-1)
+    w, V = eig
+    c = V.conj().T @ psi0.astype(jnp.result_type(V.dtype, psi0.dtype))
+    expect, states = {}, None
+    if req is not None and req.needs_states:
+        psis = (c[None, :] * jnp.exp(-1j * jnp.outer(tau, w))) @ V.T  # (T, d): psi(t) = V phi(t)
+        expect = req.named(expect_kets(req, [operator_on(spec, op, b) for op in req.operators], psis))
+        states = embed(psis, b) if req.save_states else None
+        final = psis[-1]
+    else:
+        final = V @ (c * jnp.exp(-1j * w * tau[-1]))
+    return Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "spectral", finite_status(E),
+                      expect=expect, states=states, final_state=embed(final, b))
+
+
+def _spectral_mixed(spec: Spec, ts, eig, req: Request, b) -> Trajectory:
+    """A density matrix under a time-independent ``H``: with ``rho' = V^+ rho_0 V`` in the eigenbasis,
+    ``tr(X rho(t)) = sum_jk X'_kj rho'_jk e^{-i (w_j - w_k) t} = u^T (X'^T o rho') u*`` with
+    ``u = e^{-i w t}``: ``O(d^2)`` per time and operator after one ``O(d^3)`` change of basis each."""
+    w, V = eig
+    Vh = V.conj().T
+    R = Vh @ state_on(spec, req, b, mixed=True) @ V
+    Bp = Vh @ rep.dense(spec.space, spec.battery, b) @ V
+    gap = w[:, None] - w[None, :]  # (k, j): w_k - w_j
+    # i[H, B] and i[H, i[H, B]] in the eigenbasis: i (w_k - w_j) B'_kj and -(w_k - w_j)^2 B'_kj
+    internal = [Bp, Bp @ Bp, 1j * gap * Bp, -(gap**2) * Bp]
+    masks = [(Vh * m) @ V for m in top_level_masks(spec, b)]
+    ops = [Vh @ operator_on(spec, op, b) @ V for op in req.operators]
+    Ws = jnp.stack([X.T * R for X in (*internal, *masks, *ops)])
+    tau = ts - ts[0]
+    U = jnp.exp(-1j * jnp.outer(tau, w))  # (T, d)
+    vals = jnp.einsum("tj,njk,tk->nt", U, Ws, jnp.conj(U))
+    E, E2, dE, d2E = (jnp.real(v) for v in vals[:4])
+    n_masks = len(masks)
+    top = jnp.max(jnp.real(vals[4:4 + n_masks]), axis=-1) if n_masks else jnp.zeros(0)
+    expect = req.named(list(vals[4 + n_masks:]))
+
+    def state(u):
+        return V @ (R * jnp.outer(u, jnp.conj(u))) @ Vh
+
+    states = embed(jax.vmap(state)(U), b, dm=True) if req.save_states else None
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "spectral", finite_status(E),
+                      expect=expect, states=states, final_state=embed(state(U[-1]), b, dm=True))
+
+
+def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool, req: Request | None = None) -> Trajectory:
+    static_terms = spec.charger + spec.battery
+    if matrix_free:
+        b = None
+        H0 = rep.MatrixFree(spec.space, static_terms)
+        HI = rep.MatrixFree(spec.space, spec.coupling)
+        Bop = rep.MatrixFree(spec.space, spec.battery)
+        if req is not None and req.state is not None:
+            psi0 = req.state.reshape(spec.dims)
+        else:
+            psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
+        top_of = tensor_top(spec)
+    else:
+        b = rep.basis(spec)
+        H0m = rep.dense(spec.space, static_terms, b)
+        HIm = rep.dense(spec.space, spec.coupling, b)
+        Bm = rep.dense(spec.space, spec.battery, b)
+        H0, HI, Bop = (_matmul(m) for m in (H0m, HIm, Bm))
+        psi0 = rep.initial_vector(spec, b) if req is None else state_on(spec, req, b)
+        masks = top_level_masks(spec, b)
+        top_of = lambda psi: jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks]) if masks else jnp.zeros(0)  # noqa: E731
+    lam = (lambda t: 1.0) if switch is None else switch
+    jump_ts = getattr(switch, "times", None)
+
+    def apply_H(t, psi, args):
+        return H0(psi) + lam(t) * HI(psi)
+
+    psis, solved = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts, status=True)
+    # Moments under the Hamiltonian in force at each t: E, and the derivatives
+    # used to refine the maximum power (exact for the step switch).
+    lam_t = jax.vmap(lam)(ts) if switch is not None else jnp.ones_like(ts)
+
+    def moments(psi, lt):
+        return moments_from_states(lambda x: H0(x) + lt * HI(x), Bop, psi[None])
+
+    E, dE, d2E, var = jax.vmap(moments)(psis, lam_t)
+    top = jax.vmap(top_of)(psis)
+    flat = psis.reshape(psis.shape[0], -1)
+    expect, states = {}, None
+    if req is not None and req.needs_states:
+        if matrix_free:
+            values = [jax.vmap(lambda p, O=_tensor_operator(spec, op): jnp.vdot(p.reshape(-1), O(p).reshape(-1)))(psis)
+                      for op in req.operators]
+        else:
+            values = expect_kets(req, [operator_on(spec, op, b) for op in req.operators], flat)
+        expect = req.named(values)
+        if req.save_states:
+            states = flat if matrix_free else embed(flat, b)
+    final = flat[-1] if matrix_free else embed(flat[-1], b)
+    return Trajectory(ts, E[:, 0], dE[:, 0], d2E[:, 0], var[:, 0], jnp.max(top, axis=0),
+                      energy_bound(spec), "quantum", "ode" if matrix_free else "dense-ode", merge(solved, finite_status(E)),
+                      expect=expect, states=states, final_state=final)
+
+
+def _tensor_operator(spec: Spec, op):
+    """An observable acting on state tensors of shape ``dims`` (matrix free for terms)."""
+    if isinstance(op, tuple):
+        return rep.MatrixFree(spec.space, op)
+    return lambda psi: (op @ psi.reshape(-1)).reshape(psi.shape)
+
+
+def _matmul(m):
+    return lambda x: m @ x
+
+
+def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, observables=None,
+                        req: Request | None = None) -> Trajectory:
+    """What ``method="lindblad"`` computes; ``observables``: ``{name: dense operator on rep.basis(spec)}``
+    evaluated in the same run (``traj.expect[name]``, real parts of Hermitian operators); ``req``: the
+    general request of :func:`charge` (its observables, initial state and saved states)."""
+    if options is None:
+        options = ODEOptions(rtol=1e-12, atol=1e-12)
+    named = {} if observables is None else dict(observables)
+    b, H0, HI, jumps, rho0 = dense_lindblad(spec)
+    if req is not None:
+        rho0 = state_on(spec, req, b, mixed=True)
+    B = rep.dense(spec.space, spec.battery, b)
+    masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
+    # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
+    # static part L0 (H0 and dissipators) and the switched coupling LI.
+    adj0, adjI = lindblad_adjoint(H0, jumps), lindblad_adjoint(HI, [])
+    A, C = adj0(B), adjI(B)
+    second = [adj0(A), adjI(A) + adj0(C), adjI(C)]
+    masks = [*masks, *(jnp.asarray(op, jnp.complex128) for op in named.values())]
+    asked = [] if req is None else [operator_on(spec, op, b) for op in req.operators]
+    observables = [B, B @ B, A, C, *second, *masks, *asked]
+    if switch is None:
+        H, Hs, lam = H0 + HI, None, None
+        lam_t = jnp.ones_like(ts)
+    else:
+        H, Hs, lam = H0, HI, switch
+        lam_t = jax.vmap(switch)(ts)
+    save = req is not None and req.save_states
+    ex, states, last, solved = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
+                                       H_switched=Hs, jump_ts=getattr(switch, "times", None), status=True,
+                                       complex_observables=bool(asked), final=True, save_states=save)
+    inner, ex = jnp.real(ex[:len(observables) - len(asked)]), ex[len(observables) - len(asked):]
+    E, E2 = inner[0], inner[1]
+    dE = inner[2] + lam_t * inner[3]
+    d2E = inner[4] + lam_t * inner[5] + lam_t**2 * inner[6]
+    n_masks = len(masks) - len(named)
+    top = jnp.max(inner[7:7 + n_masks], axis=-1) if n_masks else jnp.zeros(0)
+    expect = {name: inner[7 + n_masks + i] for i, name in enumerate(named)}
+    if req is not None:
+        expect.update(req.named(list(ex)))
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
+                      merge(solved, finite_status(E)), expect=expect,
+                      states=embed(states, b, dm=True) if save else None, final_state=embed(last, b, dm=True))
+
+
+def _rates(spec: Spec, ts, options: ODEOptions, req: Request | None = None) -> Trajectory:
+    from .dynamics.rates import rate_solve
+    from .representation.rates import rate_generator
+
+    gen = rate_generator(spec)
+    e = rep.diagonal_tensor(spec.space, spec.battery)
+    top_of = tensor_top(spec, populations=True)
+    p0 = spec.initial_population_tensor()
+    ops = []
+    if req is not None:
+        if req.state is not None:
+            x = req.state
+            p0 = jnp.real(jnp.abs(x) ** 2 if x.ndim == 1 else jnp.diagonal(x)).reshape(spec.dims)
+        ops = [_diagonal_of(spec, op) for op in req.operators]
+    save = req is not None and req.save_states
+    # the populations are kept at every time when asked for, or when small (the final state is then free)
+    keep = save or math.prod(spec.dims) <= FINAL_RATES_MAX
+
+    def observe(p):
+        Ap = gen(p)
+        asked = tuple(jnp.sum(o * p) for o in ops)
+        return (jnp.sum(e * p), jnp.sum(e * e * p), jnp.sum(e * Ap), jnp.sum(e * gen(Ap)), top_of(p), asked,
+                p if keep else None)
+
+    (E, E2, dE, d2E, top, asked, ps), solved = rate_solve(gen, p0, ts, observe, options=options, status=True)
+    top = jnp.max(top, axis=0) if top.shape[-1] else jnp.zeros(0)
+    expect = {} if req is None else req.named(list(asked))
+    states = jax.vmap(lambda p: jnp.diag(p.reshape(-1).astype(jnp.complex128)))(ps) if save else None
+    final = jnp.diag(ps[-1].reshape(-1).astype(jnp.complex128)) if keep else None
+    return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "rates",
+                      merge(solved, finite_status(E)), expect=expect, states=states, final_state=final)
+
+
+def _diagonal_of(spec: Spec, op):
+    """The diagonal of a diagonal observable as a tensor of shape ``dims`` (complex when it is)."""
+    if isinstance(op, tuple):
+        re = rep.diagonal_tensor(spec.space, tuple(Term(jnp.real(t.coeff), t.factors) for t in op))
+        if not any(jnp.iscomplexobj(t.coeff) for t in op):
+            return re
+        im = rep.diagonal_tensor(spec.space, tuple(Term(jnp.imag(t.coeff), t.factors) for t in op))
+        return re + 1j * im
+    return jnp.diagonal(op).reshape(spec.dims)
+
+
+def _classical(spec: Spec, ts, switch, options: ODEOptions, req: Request | None = None) -> Trajectory:
+    kinds = rep.classical_kinds(spec.space)
+    h0 = rep.classical_hamiltonian(spec.space, spec.charger + spec.battery)
+    hi = rep.classical_hamiltonian(spec.space, spec.coupling)
+    hb = rep.classical_hamiltonian(spec.space, spec.battery)
+    x0 = rep.classical_state(spec)
+    if switch is None:
+        h = lambda x: h0(x) + hi(x)  # noqa: E731
+        xs, solved = hamilton_flow(h, kinds, x0, ts, options=options, status=True)
+        lam_t = jnp.ones_like(ts)
+    else:
+        xs, solved = hamilton_flow(h0, kinds, x0, ts, options=options, switch=switch, h_switched=hi,
+                                   jump_ts=getattr(switch, "times", None), status=True)
+        lam_t = jax.vmap(switch)(ts)
+
+    def moments(x, lt):
+        f = hamilton_vector_field(lambda y: h0(y) + lt * hi(y), kinds)
+        d1 = lambda y: jax.jvp(hb, (y,), (f(y),))[1]  # noqa: E731  dE/dt = {E_B, H}
+        return hb(x), d1(x), jax.jvp(d1, (x,), (f(x),))[1]
+
+    E, dE, d2E = jax.vmap(moments)(xs, lam_t)
+    expect = {}
+    if req is not None and req.names:
+        values = []
+        for op, hermitian in zip(req.operators, req.hermitian, strict=True):
+            # the symbol of O is Re sym(O) + i Re sym(-i O) (classical_hamiltonian takes real parts)
+            re = rep.classical_hamiltonian(spec.space, op)
+            im = None if hermitian else rep.classical_hamiltonian(spec.space, scaled(op, -1j))
+            values.append(jax.vmap(lambda x, re=re, im=im: re(x) if im is None else re(x) + 1j * im(x))(xs))
+        expect = req.named(values)
+    return Trajectory(ts, E, dE, d2E, jnp.zeros_like(E), jnp.zeros(0), energy_bound(spec),
+                      "classical", "hamilton", merge(solved, finite_status(E)), expect=expect)
+
+
+def stepped_terms(spec: Spec, ts) -> int:
+    """Chebyshev terms for the longest step of ``ts`` under Gershgorin's (rigorous) enclosure of ``H``."""
+    from .dynamics.chebyshev import chebyshev_terms
+    from .expansions import _gershgorin
+
+    _, r, _ = _gershgorin(spec)
+    step = float(np.max(np.diff(np.asarray(ts)))) if np.size(ts) > 1 else 0.0
+    return 8 * math.ceil(max(chebyshev_terms(r * step), 1) / 8)
+
+
+@eqx.filter_jit
+def stepped_run(spec: Spec, ts, req: Request, terms: int) -> Trajectory:
+    """Closed dynamics of any ket, step by step: ``psi(t_{k+1}) = exp(-i H (t_{k+1} - t_k)) psi(t_k)`` by a
+    Chebyshev expansion on Gershgorin's enclosure (matrix free, exact to rounding on any grid), with
+    every observable and the moments of ``H_B`` from the states."""
+    from .dynamics.chebyshev import chebyshev_state
+    from .expansions import enclosure
+    from .representation.closed import closed_operators, operator_diagonals
+
+    diagonals = operator_diagonals(spec)
+    c, r = enclosure(spec, diagonals)
+    apply_H, apply_B, _ = closed_operators(spec, diagonals, None)
+    if req.state is not None:
+        psi0 = req.state.reshape(spec.dims)
+    else:
+        psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
+
+    ops = [_tensor_operator(spec, op) for op in req.operators]
+    top_of = tensor_top(spec)
+
+    def observe(psi):
+        E, dE, d2E, var = (m[0] for m in moments_from_states(apply_H, apply_B, psi[None]))
+        values = tuple(jnp.vdot(psi.reshape(-1), O(psi).reshape(-1)) for O in ops)
+        return (E, dE, d2E, var, top_of(psi), values, psi.reshape(-1) if req.save_states else None)
+
+    def step(psi, dt):
+        new = chebyshev_state(apply_H, psi, c, r, dt, terms)
+        return new, observe(new)
+
+    last, later = jax.lax.scan(step, psi0, jnp.diff(ts))
+    first = observe(psi0)
+    E, dE, d2E, var, top, values, states = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, later)
+    top = jnp.max(top, axis=0) if top.shape[-1] else jnp.zeros(0)
+    return Trajectory(ts, E, dE, d2E, var, top, energy_bound(spec), "quantum", "chebyshev", finite_status(E),
+                      expect=req.named(list(values)), states=states, final_state=last.reshape(-1))
+
