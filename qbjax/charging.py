@@ -199,6 +199,8 @@ def charge(
         ts = time_grid(model, t_max, num_times)
     ts = jnp.asarray(ts, jnp.float64)
     check_grid(ts)
+    if spec.time_dependent:
+        _check_modulations(spec, ts)
     chosen = as_method(method)
     resolved = resolve_method(spec, chosen, classical, switch)
     method = chosen.key
@@ -278,6 +280,32 @@ def _checked(traj: Trajectory, tol: float) -> Trajectory:
     traj.check()
     warn_truncation(traj, tol)
     return traj
+
+
+def _check_modulations(spec: Spec, ts) -> None:
+    """Modulations are real; a modulated dissipator's ``f(t)`` stays >= 0 (checked on the grid, on the host)."""
+    if not is_concrete(ts):
+        return
+    named = [(f"the modulation of term {t.factors}", t.modulation, False) for t in spec.charger + spec.coupling
+             if t.modulation is not None]
+    named += [(f"the modulation of dissipator {i}", d.modulation, True) for i, d in enumerate(spec.dissipators)
+              if d.modulation is not None]
+    for what, f, rate in named:
+        try:
+            values = jax.vmap(lambda t, f=f: jnp.asarray(f(t)))(ts)
+        except Exception as e:  # noqa: BLE001  a modulation that does not trace is the user's error to see
+            raise ValueError(f"{what} must be a JAX-traceable f(t) returning a scalar: {e}") from e
+        if values.shape != ts.shape or jnp.iscomplexobj(values):
+            raise ValueError(f"{what} must return a real scalar per time (write a complex drive as two real "
+                             f"quadratures), got dtype {values.dtype} and shape {values.shape[1:]}")
+        if not is_concrete(values):
+            continue
+        v = np.asarray(values)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{what} is not finite on the grid")
+        if rate and np.any(v < 0):
+            raise ValueError(f"{what} multiplies a rate and must be >= 0, got {v.min():g} at "
+                             f"t = {float(np.asarray(ts)[np.argmin(v)]):g}")
 
 
 def _general_method(spec: Spec, req: Request, resolved: str, method: str, ts) -> str:

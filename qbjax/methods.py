@@ -205,13 +205,17 @@ def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) ->
     if classical or isinstance(chosen, Hamilton):
         if spec.dissipators:
             raise ValueError("classical dynamics of a dissipative spec is not defined")
+        if spec.time_dependent:
+            raise ValueError("classical dynamics takes a switch= but not modulated terms (not implemented)")
         return "classical"
     if spec.dissipators:
         from .representation.rates import not_diagonal_reason
 
         if method not in OPEN_NAMES:
             raise ValueError(f"a dissipative spec takes method {', '.join(map(repr, OPEN_NAMES))}, got {method!r}")
-        if method == "lindblad" or switch is not None:
+        if method == "rates" and spec.time_dependent:
+            raise ValueError("method='rates' needs time-independent rates; a modulated spec takes 'lindblad'")
+        if method == "lindblad" or switch is not None or spec.time_dependent:
             return "lindblad"
         reason = not_diagonal_reason(spec)
         if reason is None:
@@ -221,8 +225,9 @@ def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) ->
         return "lindblad"
     if spec.initial_populations:
         raise ValueError("a mixed initial state (initial_populations) needs dissipators (an open-system propagator)")
+    timed = switch is not None or spec.time_dependent
     if method == "auto":
-        if switch is not None:
+        if timed:
             return "ode"
         dim = rep.basis(spec).dim
         terms = len(spec.charger + spec.battery + spec.coupling)
@@ -231,8 +236,7 @@ def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) ->
         return "spectral" if dim <= SPECTRAL_MAX_DIM and fits else "chebyshev"
     if method not in CLOSED_NAMES:
         raise ValueError(f"a closed spec takes method {', '.join(map(repr, CLOSED_NAMES))}, got {method!r}")
-    if method in ("chebyshev", "krylov") and switch is not None:
-        raise ValueError(f"method={method!r} needs a time-independent H; use 'ode' with a switch")
-    if method == "spectral" and switch is not None:
-        raise ValueError("method='spectral' needs a time-independent H; use 'ode' with a switch")
+    if method in ("chebyshev", "krylov", "spectral") and timed:
+        raise ValueError(f"method={method!r} needs a time-independent H; use 'ode' (or 'dense-ode') with a switch "
+                         "or modulated terms")
     return method

@@ -21,7 +21,7 @@ parameters are leaves and whose ``spec()`` builds the terms from them.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -48,25 +48,35 @@ class Term(eqx.Module):
     """``coeff * O_1 O_2 ...``; ``factors = (("a", "adag"), ("b", "jz"))``.
 
     An empty ``factors`` is the identity (a constant energy shift).  Factors
-    on the same dof multiply in the order given.
+    on the same dof multiply in the order given.  ``modulation``: an optional
+    ``f(t)`` multiplying the coefficient (a callable, a
+    :class:`~qbjax.charging.PiecewiseConstant`, or any JAX-traceable
+    function; its discontinuities, when it has ``times``, go to the
+    step-size controller).  Parameters a modulation holds as array leaves of
+    an ``eqx.Module`` (as ``PiecewiseConstant`` does) receive gradients; a
+    plain Python closure is a constant.
     """
 
     coeff: Array
     factors: Factors = eqx.field(static=True)
+    modulation: Callable | None = None
 
-    def __init__(self, coeff: ArrayLike, factors=()):
+    def __init__(self, coeff: ArrayLike, factors=(), modulation: Callable | None = None):
         self.coeff = jnp.asarray(coeff)
         self.factors = tuple((str(d), str(o)) for d, o in factors)
+        if modulation is not None and not callable(modulation):
+            raise ValueError(f"modulation must be a callable f(t), got {type(modulation).__name__}")
+        self.modulation = modulation
 
 
-def term(coeff: ArrayLike, *factors: str) -> Term:
-    """Shorthand: ``term(g, "a.adag", "b.a")`` is ``g * adag_a b``."""
-    return Term(coeff, tuple(tuple(f.split(".", 1)) for f in factors))
+def term(coeff: ArrayLike, *factors: str, modulation: Callable | None = None) -> Term:
+    """Shorthand: ``term(g, "a.adag", "b.a")`` is ``g * adag_a b``; ``modulation=f`` makes it ``f(t) g adag_a b``."""
+    return Term(coeff, tuple(tuple(f.split(".", 1)) for f in factors), modulation)
 
 
 def scaled(terms: tuple[Term, ...], factor) -> tuple[Term, ...]:
-    """Multiply every coefficient of an operator by ``factor``."""
-    return tuple(Term(t.coeff * factor, t.factors) for t in terms)
+    """Multiply every coefficient of an operator by ``factor`` (modulations kept)."""
+    return tuple(Term(t.coeff * factor, t.factors, t.modulation) for t in terms)
 
 
 class Dissipator(eqx.Module):
@@ -79,13 +89,20 @@ class Dissipator(eqx.Module):
 
     rate: Array
     operator: tuple[Term, ...]
+    modulation: Callable | None = None
 
-    def __init__(self, rate: ArrayLike, operator):
+    def __init__(self, rate: ArrayLike, operator, modulation: Callable | None = None):
         self.rate = jnp.asarray(rate)
         if is_concrete(self.rate) and not bool(jnp.all(jnp.isfinite(self.rate) & (self.rate >= 0))):
             # a negative rate is not a Lindblad channel: E_B fell below the ground state
             raise ValueError(f"Dissipator rate must be finite and >= 0, got {np.asarray(self.rate)!r}")
         self.operator = tuple(operator) if not isinstance(operator, Term) else (operator,)
+        if any(t.modulation is not None for t in self.operator):
+            raise ValueError("modulate a Dissipator with Dissipator(rate, op, modulation=f), not its operator's terms")
+        if modulation is not None and not callable(modulation):
+            raise ValueError(f"modulation must be a callable f(t), got {type(modulation).__name__}")
+        # rate * f(t) must stay a rate: f(t) >= 0 is checked where the modulation is evaluated (charge)
+        self.modulation = modulation
 
 
 class Charge(eqx.Module):
@@ -170,12 +187,27 @@ class Spec(eqx.Module):
                 if not (np.all(np.isfinite(p)) and np.all(p >= 0) and abs(p.sum() - 1.0) <= tol):
                     raise ValueError(f"initial_populations[{dof!r}] must be probabilities (finite, >= 0, summing "
                                      f"to 1), got {p.tolist()} (sum {p.sum():.6g})")
+        if any(t.modulation is not None for t in self.battery):
+            raise ValueError("H_B defines the stored energy and must be time independent; put a time-dependent "
+                             "drive of the battery in the charger (its terms may act on battery dofs)")
         for dof in self.battery_dofs:
             if dof not in names:
                 raise ValueError(f"battery dof {dof!r} not in space {names}")
         for t in self.battery:
             if any(d not in self.battery_dofs for d, _ in t.factors):
                 raise ValueError("H_B may only act on the battery dofs")
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether a term of ``H`` or a dissipator carries a modulation ``f(t)``."""
+        return any(t.modulation is not None for t in self.charger + self.coupling) or any(
+            d.modulation is not None for d in self.dissipators)
+
+    def require_static(self, what: str) -> None:
+        """Raise unless the spec is time independent (``what`` needs a fixed generator)."""
+        if self.time_dependent:
+            raise ValueError(f"{what} needs a time-independent spec; this one has modulated terms or dissipators "
+                             "(charge it with qb.charge, which integrates H(t))")
 
     @property
     def dims(self) -> tuple[int, ...]:

@@ -20,12 +20,12 @@ import numpy as np
 
 from . import representation as rep
 from .dynamics import ODEOptions, hamilton_flow, hamilton_vector_field, mesolve, sesolve, spectral_moments
-from .dynamics.lindblad import lindblad_adjoint
+from .dynamics.lindblad import lindblad_adjoint, lindblad_rhs
 from .dynamics.schrodinger import moments_from_states
 from .model import Spec, Term, scaled
 from .observe import Request, embed, expect_kets, operator_on, state_on
 from .representation.closed import spectral_decomposition, tensor_top, top_level_masks
-from .representation.open import dense_lindblad
+from .representation.open import initial_density_matrix
 from .status import merge
 from .trajectory import FINAL_RATES_MAX, Trajectory, energy_bound, finite_status
 
@@ -105,12 +105,10 @@ def _spectral_mixed(spec: Spec, ts, eig, req: Request, b) -> Trajectory:
 
 
 def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool, req: Request | None = None) -> Trajectory:
-    static_terms = spec.charger + spec.battery
+    static, pieces = hamiltonian_pieces(spec, switch)
     if matrix_free:
         b = None
-        H0 = rep.MatrixFree(spec.space, static_terms)
-        HI = rep.MatrixFree(spec.space, spec.coupling)
-        Bop = rep.MatrixFree(spec.space, spec.battery)
+        op_of = lambda terms: rep.MatrixFree(spec.space, terms)  # noqa: E731
         if req is not None and req.state is not None:
             psi0 = req.state.reshape(spec.dims)
         else:
@@ -118,28 +116,38 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool, req: Re
         top_of = tensor_top(spec)
     else:
         b = rep.basis(spec)
-        H0m = rep.dense(spec.space, static_terms, b)
-        HIm = rep.dense(spec.space, spec.coupling, b)
-        Bm = rep.dense(spec.space, spec.battery, b)
-        H0, HI, Bop = (_matmul(m) for m in (H0m, HIm, Bm))
+        op_of = lambda terms: _matmul(rep.dense(spec.space, terms, b))  # noqa: E731
         psi0 = rep.initial_vector(spec, b) if req is None else state_on(spec, req, b)
         masks = top_level_masks(spec, b)
         top_of = lambda psi: jnp.stack([jnp.abs(psi) ** 2 @ m for m in masks]) if masks else jnp.zeros(0)  # noqa: E731
-    lam = (lambda t: 1.0) if switch is None else switch
-    jump_ts = getattr(switch, "times", None)
+    H0, Bop = op_of(static), op_of(spec.battery)
+    Hs = [op_of(terms) for _, terms in pieces]
+    ws = [w for w, _ in pieces]
+
+    def H_at(weights):
+        def apply(x):
+            out = H0(x)
+            for w, H in zip(weights, Hs):
+                out = out + w * H(x)
+            return out
+        return apply
 
     def apply_H(t, psi, args):
-        return H0(psi) + lam(t) * HI(psi)
+        return H_at([w(t) for w in ws])(psi)
 
-    psis, solved = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_ts, status=True)
-    # Moments under the Hamiltonian in force at each t: E, and the derivatives
-    # used to refine the maximum power (exact for the step switch).
-    lam_t = jax.vmap(lam)(ts) if switch is not None else jnp.ones_like(ts)
+    psis, solved = sesolve(apply_H, psi0, ts, options=options, jump_ts=jump_times(spec, switch), status=True)
+    # Moments under the Hamiltonian in force at each t: E, dE/dt = <i[H(t), B]> and
+    # d2E/dt2 = <i[H, i[H, B]]> + <i[dH/dt, B]> (exact for smooth and piecewise-constant weights).
+    W, dW = weight_series(ws, ts)
 
-    def moments(psi, lt):
-        return moments_from_states(lambda x: H0(x) + lt * HI(x), Bop, psi[None])
+    def moments(psi, wk, dwk):
+        E, dE, d2E, var = (m[0] for m in moments_from_states(H_at(list(wk)), Bop, psi[None]))
+        if Hs:
+            dH = sum(dwk[i] * Hs[i](psi) for i in range(len(Hs)))
+            d2E = d2E - 2 * jnp.imag(jnp.vdot(dH.reshape(-1), Bop(psi).reshape(-1)))
+        return E, dE, d2E, var
 
-    E, dE, d2E, var = jax.vmap(moments)(psis, lam_t)
+    E, dE, d2E, var = (x[:, None] for x in jax.vmap(moments)(psis, W.T, dW.T))
     top = jax.vmap(top_of)(psis)
     flat = psis.reshape(psis.shape[0], -1)
     expect, states = {}, None
@@ -177,41 +185,89 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     if options is None:
         options = ODEOptions(rtol=1e-12, atol=1e-12)
     named = {} if observables is None else dict(observables)
-    b, H0, HI, jumps, rho0 = dense_lindblad(spec)
-    if req is not None:
-        rho0 = state_on(spec, req, b, mixed=True)
+    b = rep.basis(spec)
+    static, pieces = hamiltonian_pieces(spec, switch)
+    H0 = rep.dense(spec.space, static, b)
+    jumps = [(d.rate, rep.dense(spec.space, d.operator, b)) for d in spec.dissipators if d.modulation is None]
+    # the time-dependent pieces of the generator: modulated Hamiltonian terms and modulated dissipators
+    zero = jnp.zeros_like(H0)
+    gen = [(w, rep.dense(spec.space, terms, b), []) for w, terms in pieces]
+    gen += [(d.modulation, zero, [(d.rate, rep.dense(spec.space, d.operator, b))])
+            for d in spec.dissipators if d.modulation is not None]
+    rho0 = initial_density_matrix(spec, b) if req is None else state_on(spec, req, b, mixed=True)
     B = rep.dense(spec.space, spec.battery, b)
     masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
-    # d<B>/dt = <L0^+(B)> + lam <LI^+(B)> with the generator split into its
-    # static part L0 (H0 and dissipators) and the switched coupling LI.
-    adj0, adjI = lindblad_adjoint(H0, jumps), lindblad_adjoint(HI, [])
-    A, C = adj0(B), adjI(B)
-    second = [adj0(A), adjI(A) + adj0(C), adjI(C)]
+    # With L(t) = L_0 + sum_p w_p(t) L_p:  d<B>/dt = sum_p w_p <L_p^+(B)> and
+    # d2<B>/dt2 = sum_pq w_p w_q <L_p^+ L_q^+ (B)> + sum_p w_p' <L_p^+(B)>  (w_0 = 1), all exact.
+    adj = [lindblad_adjoint(H0, jumps)] + [lindblad_adjoint(Hk, jk) for _, Hk, jk in gen]
+    A = [f(B) for f in adj]
+    second = [f(a) for f in adj for a in A]
+    n = len(adj)
     masks = [*masks, *(jnp.asarray(op, jnp.complex128) for op in named.values())]
     asked = [] if req is None else [operator_on(spec, op, b) for op in req.operators]
-    observables = [B, B @ B, A, C, *second, *masks, *asked]
-    if switch is None:
-        H, Hs, lam = H0 + HI, None, None
-        lam_t = jnp.ones_like(ts)
-    else:
-        H, Hs, lam = H0, HI, switch
-        lam_t = jax.vmap(switch)(ts)
+    observables = [B, B @ B, *A, *second, *masks, *asked]
     save = req is not None and req.save_states
-    ex, states, last, solved = mesolve(H, jumps, rho0, ts, observables=observables, options=options, switch=lam,
-                                       H_switched=Hs, jump_ts=getattr(switch, "times", None), status=True,
+    ex, states, last, solved = mesolve(H0, jumps, rho0, ts, observables=observables, options=options,
+                                       pieces=[(w, lindblad_rhs(Hk, jk)) for w, Hk, jk in gen],
+                                       jump_ts=jump_times(spec, switch), status=True,
                                        complex_observables=bool(asked), final=True, save_states=save)
     inner, ex = jnp.real(ex[:len(observables) - len(asked)]), ex[len(observables) - len(asked):]
-    E, E2 = inner[0], inner[1]
-    dE = inner[2] + lam_t * inner[3]
-    d2E = inner[4] + lam_t * inner[5] + lam_t**2 * inner[6]
+    W, dW = weight_series([w for w, _, _ in gen], ts)
+    W, dW = jnp.concatenate([jnp.ones_like(ts)[None], W]), jnp.concatenate([jnp.zeros_like(ts)[None], dW])
+    E, E2, Av, Sv = inner[0], inner[1], inner[2:2 + n], inner[2 + n:2 + n + n * n].reshape(n, n, -1)
+    dE = jnp.sum(W * Av, axis=0)
+    d2E = jnp.einsum("pt,qt,pqt->t", W, W, Sv) + jnp.sum(dW * Av, axis=0)
+    k = 2 + n + n * n
     n_masks = len(masks) - len(named)
-    top = jnp.max(inner[7:7 + n_masks], axis=-1) if n_masks else jnp.zeros(0)
-    expect = {name: inner[7 + n_masks + i] for i, name in enumerate(named)}
+    top = jnp.max(inner[k:k + n_masks], axis=-1) if n_masks else jnp.zeros(0)
+    expect = {name: inner[k + n_masks + i] for i, name in enumerate(named)}
     if req is not None:
         expect.update(req.named(list(ex)))
     return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
                       merge(solved, finite_status(E)), expect=expect,
                       states=embed(states, b, dm=True) if save else None, final_state=embed(last, b, dm=True))
+
+
+def hamiltonian_pieces(spec: Spec, switch) -> tuple[tuple[Term, ...], list]:
+    """``(static terms, [(w, terms)])``: ``H(t) = H_static + sum_k w_k(t) H_k``.
+
+    The switch ``lambda(t)`` multiplies every coupling term; a term's own
+    ``modulation`` multiplies that term (both, for a modulated coupling).
+    """
+    static = tuple(t for t in spec.charger + spec.battery if t.modulation is None)
+    coupling = tuple(t for t in spec.coupling if t.modulation is None)
+    pieces = []
+    if switch is None:
+        static = static + coupling
+    elif coupling:
+        pieces.append((switch, coupling))
+    for t in spec.charger:
+        if t.modulation is not None:
+            pieces.append((t.modulation, (t,)))
+    for t in spec.coupling:
+        if t.modulation is not None:
+            f = t.modulation if switch is None else (lambda s, f=t.modulation: switch(s) * f(s))
+            pieces.append((f, (t,)))
+    return static, pieces
+
+
+def jump_times(spec: Spec, switch):
+    """The discontinuities of the switch and of every modulation that declares them (``times``), sorted."""
+    mods = [switch] + [t.modulation for t in spec.charger + spec.coupling] + [d.modulation for d in spec.dissipators]
+    times = [jnp.ravel(jnp.asarray(m.times, jnp.float64)) for m in mods if m is not None and hasattr(m, "times")]
+    return jnp.sort(jnp.concatenate(times)) if times else None
+
+
+def weight_series(ws, ts):
+    """``(W, dW)``: each weight ``w(t)`` and its derivative (forward mode) on ``ts``, shape ``(len(ws), T)``."""
+    if not ws:
+        return jnp.zeros((0,) + ts.shape), jnp.zeros((0,) + ts.shape)
+
+    def value_and_slope(w, t):
+        return jax.jvp(lambda s: jnp.asarray(w(s), jnp.float64), (t,), (jnp.ones_like(t),))
+
+    out = [jax.vmap(lambda t, w=w: value_and_slope(w, t))(ts) for w in ws]
+    return jnp.stack([v for v, _ in out]), jnp.stack([d for _, d in out])
 
 
 def _rates(spec: Spec, ts, options: ODEOptions, req: Request | None = None) -> Trajectory:

@@ -41,6 +41,7 @@ def battery_state_status(model: AbstractBattery | Spec, t, eig=None, psi=None):
     spec = _closed_spec(model)
     if spec.dissipators:
         raise ValueError("battery_state needs closed dynamics; for open systems use the Lindblad states")
+    spec.require_static("battery_state (for a modulated spec, charge with save_states=True and use qb.reduced_state)")
     if psi is not None:
         return _reduce(spec, psi), finite_status(psi)
     method = resolve_method(spec, "auto", False, None)

@@ -71,6 +71,7 @@ def _steady_state(spec: Spec, method: str):
     and a sentence saying how the state was obtained."""
     if not spec.dissipators:
         raise ValueError("steady_state needs a dissipative spec (closed systems have no unique steady state)")
+    spec.require_static("steady_state")
     resolved = resolve_method(spec, method, False, None)
     if resolved == "rates":
         p0 = spec.initial_population_tensor()

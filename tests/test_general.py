@@ -7,6 +7,8 @@ exact references for the exact propagators, 1e-8 for the adaptive ones (rtol 1e-
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ import qutip
 from helpers import cavity_qubit, exact_kets
 
 import qbjax as qb
+from qbjax.steady import steady_state
 
 TS = np.linspace(0.5, 6.0, 23)  # ts[0] = 0.5 is the initial time for every method
 TIGHT = {"atol": 1e-12, "rtol": 1e-12}
@@ -235,3 +238,85 @@ def test_native_families_refuse_general_requests():
 
     with pytest.raises(ValueError, match="own solver"):
         qb.charge(ReservoirBattery(2, 1, 1, 1.0), observables={"x": qb.term(1.0, "b.n")})
+
+
+# --- time-dependent terms and dissipators (modulation=) ------------------------------------------
+
+
+def _driven(sys, f):
+    return dataclasses.replace(sys.spec, charger=sys.spec.charger + (qb.term(1.0, "a.x", modulation=f),))
+
+
+def test_modulated_term_and_dissipator_against_qutip():
+    sys = cavity_qubit(8, g=0.4)
+    ts = np.linspace(0.0, 6.0, 25)
+    x = (sys.a + sys.a.dag()) / np.sqrt(2)
+    H = [sys.H, [x, lambda t: 0.5 * np.cos(1.3 * t)]]
+    psi0 = qutip.tensor(qutip.basis(8, 0), qutip.basis(2, 0))
+    spec = _driven(sys, lambda t: 0.5 * jnp.cos(1.3 * t))
+    ref = qutip.sesolve(H, psi0, ts, e_ops=[sys.HB, sys.a], options=TIGHT)
+    for method in ("auto", "dense-ode"):
+        traj = qb.charge(spec, ts, method=method, observables={"a": sys.a})
+        np.testing.assert_allclose(traj.energy, ref.expect[0], atol=1e-9)
+        np.testing.assert_allclose(traj.expect["a"], ref.expect[1], atol=1e-9)
+    lossy = dataclasses.replace(spec, dissipators=(
+        qb.Dissipator(0.2, qb.term(1.0, "a.a"), modulation=lambda t: 1.0 + 0.5 * jnp.sin(t)),))
+    ref = qutip.mesolve(H, psi0, ts, c_ops=[[np.sqrt(0.2) * sys.a, lambda t: np.sqrt(1.0 + 0.5 * np.sin(t))]],
+                        e_ops=[sys.HB, sys.a], options=TIGHT)
+    traj = qb.charge(lossy, ts, observables={"a": sys.a})
+    assert traj.method == "lindblad"
+    np.testing.assert_allclose(traj.energy, ref.expect[0], atol=1e-9)
+    np.testing.assert_allclose(traj.expect["a"], ref.expect[1], atol=1e-9)
+
+
+@pytest.mark.parametrize("open_system", [False, True])
+def test_modulated_derivatives_are_exact(open_system):
+    # dE/dt and d2E/dt2 include <i[dH/dt, B]> and the modulated generator: compare with differences of
+    # the series on a fine grid (their error is O(dt^2) ~ 1e-6 here)
+    sys = cavity_qubit(6, g=0.4, kappa=0.1 if open_system else 0.0)
+    spec = _driven(sys, lambda t: 0.7 * jnp.sin(2.0 * t))
+    ts = np.linspace(1.0, 1.4, 81)
+    traj = qb.charge(spec, ts, initial_state=_ket6())
+    fd1 = np.gradient(np.asarray(traj.energy), ts, edge_order=2)
+    fd2 = np.gradient(np.asarray(traj.d_energy), ts, edge_order=2)
+    np.testing.assert_allclose(traj.d_energy[2:-2], fd1[2:-2], atol=2e-5)
+    np.testing.assert_allclose(traj.d2_energy[2:-2], fd2[2:-2], atol=2e-5)
+
+
+def _ket6():
+    return np.asarray(qb.tensor(qb.coherent(6, 0.3), qb.basis(2, 0)))
+
+
+def test_gradient_through_a_piecewise_modulation():
+    sys = cavity_qubit(6, g=0.4)
+    ts = jnp.linspace(0.0, 3.0, 13)
+
+    def energy(values):
+        f = qb.PiecewiseConstant(jnp.array([0.0, 1.0, 2.0, 3.5]), values)
+        return qb.charge(_driven(sys, f), ts).energy[-1]
+
+    v = jnp.array([0.3, -0.2, 0.5])
+    g = jax.grad(energy)(v)
+    h = 1e-5
+    fd = [(energy(v.at[i].add(h)) - energy(v.at[i].add(-h))) / (2 * h) for i in range(3)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-10)
+    assert abs(float(g[0])) > 1e-4  # the drive matters
+
+
+def test_bad_modulations_are_refused():
+    sys = cavity_qubit(6, g=0.4)
+    with pytest.raises(ValueError, match="H_B defines the stored energy"):
+        dataclasses.replace(sys.spec, battery=(qb.term(0.5, "b.sz", modulation=jnp.cos),))
+    with pytest.raises(ValueError, match="real scalar"):
+        qb.charge(_driven(sys, lambda t: jnp.exp(1j * t)), TS)
+    lossy = dataclasses.replace(sys.spec, dissipators=(qb.Dissipator(0.2, qb.term(1.0, "a.a"), modulation=jnp.sin),))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        qb.charge(lossy, np.linspace(0, 6, 13))
+    with pytest.raises(ValueError, match="time-independent H"):
+        qb.charge(_driven(sys, jnp.cos), TS, method="spectral")
+    with pytest.raises(ValueError, match="callable"):
+        qb.term(1.0, "a.x", modulation=3.0)
+    lossy = dataclasses.replace(sys.spec, dissipators=(
+        qb.Dissipator(0.2, qb.term(1.0, "a.a"), modulation=lambda t: 1.0 + 0 * t),))
+    with pytest.raises(ValueError, match="time-independent spec"):
+        steady_state(lossy)

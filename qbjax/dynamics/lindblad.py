@@ -54,7 +54,7 @@ def lindblad_adjoint(H, jumps: Sequence):
 
 def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions = ODEOptions(rtol=1e-9, atol=1e-11),
             save_states: bool = False, switch=None, H_switched=None, jump_ts=None, status: bool = False,
-            complex_observables: bool = False, final: bool = False):
+            complex_observables: bool = False, final: bool = False, pieces: Sequence = ()):
     """Integrate the master equation; return expectation values (and states).
 
     Arguments:
@@ -67,6 +67,9 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         save_states: also return ``rho(t)`` (memory ``T d^2``).
         switch, H_switched: optional time dependence
             ``H(t) = H + switch(t) * H_switched``.
+        pieces: more time dependence, ``[(w, rhs)]``: the generator gains
+            ``w(t) rhs(rho)`` for each (``rhs`` from :func:`lindblad_rhs`:
+            a modulated Hamiltonian term or dissipator).
         status: also return a :mod:`qbjax.status` flag (no host callback).
         final: also return ``rho(ts[-1])`` (after the states).
 
@@ -80,6 +83,8 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         out = static(rho)
         if switch is not None:
             out = out - 1j * switch(t) * (H_switched @ rho - rho @ H_switched)
+        for w, rhs in pieces:
+            out = out + w(t) * rhs(rho)
         return out
 
     def trace(O, rho):
