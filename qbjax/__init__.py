@@ -43,6 +43,7 @@ from .optimize import optimize as optimize
 from .optimize import optimize_model as optimize_model
 from .protocols import PiecewiseProtocol as PiecewiseProtocol
 from .quantum import basis as basis
+from .quantum import classical_coherent as classical_coherent
 from .quantum import coherent as coherent
 from .quantum import entropy as entropy
 from .quantum import ket2dm as ket2dm

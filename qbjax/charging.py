@@ -192,7 +192,7 @@ def charge(
                              "observables=, initial_state= or save_states=; charge its spec() for those")
         return _checked(_native(model, native, ts, method, classical, switch, options), truncation_tol)
     spec = model.spec() if isinstance(model, AbstractBattery) else model
-    spec, req = prepare(spec, observables, initial_state, save_states)
+    spec, req = prepare(spec, observables, initial_state, save_states, classical=classical)
     if ts is None:
         if not isinstance(model, AbstractBattery):
             raise ValueError("ts is required when charging a bare Spec")

@@ -131,6 +131,13 @@ class Spec(eqx.Module):
             index 0.
         classical_initial: ``{dof: coordinates}``, ``(q, p)`` for a boson,
             the vector ``S`` for a spin.
+        initial_states: optional ``{dof: state}``, any normalised ket ``(dim,)``
+            or density matrix ``(dim, dim)`` of that dof (array leaves:
+            gradients reach them), for example ``qb.coherent(cutoff, alpha)``
+            for the charger.  The initial state is then the tensor product of
+            these and the levels of ``initial`` (or ``initial_populations``)
+            for the other dofs; :func:`qbjax.charge` runs it on the full space
+            (paths that start from basis states refuse such a spec).
         initial_populations: optional mixed diagonal initial state:
             ``{dof: probabilities}`` (array leaves, one per level) replaces
             the pure level of the dofs it names, so the initial state is
@@ -156,6 +163,7 @@ class Spec(eqx.Module):
     classical_initial: dict
     dissipators: tuple[Dissipator, ...] = ()
     initial_populations: dict | None = None
+    initial_states: dict | None = None
     conserved: Charge | None = None
     battery_levels: Array | None = None
     battery_degeneracies: tuple[float, ...] | None = eqx.field(static=True, default=None)
@@ -190,6 +198,25 @@ class Spec(eqx.Module):
         if any(t.modulation is not None for t in self.battery):
             raise ValueError("H_B defines the stored energy and must be time independent; put a time-dependent "
                              "drive of the battery in the charger (its terms may act on battery dofs)")
+        for dof, state in (self.initial_states or {}).items():
+            if dof not in names:
+                raise ValueError(f"initial_states names unknown dof {dof!r}; space has {names}")
+            d = self.dof(dof).dim
+            shape = jnp.shape(state)
+            if shape not in ((d,), (d, d)):
+                raise ValueError(f"initial_states[{dof!r}] must be a ket ({d},) or a density matrix ({d}, {d}), "
+                                 f"got shape {shape}")
+            if is_concrete(state):
+                a = np.asarray(state)
+                tol = 1e-8
+                norm = float(np.vdot(a, a).real) if a.ndim == 1 else complex(np.trace(a))
+                herm = 0.0 if a.ndim == 1 else float(np.max(np.abs(a - a.conj().T)))
+                if not (np.all(np.isfinite(a)) and abs(norm - 1.0) <= tol and herm <= tol):
+                    raise ValueError(f"initial_states[{dof!r}] must be a normalised ket or a Hermitian density "
+                                     f"matrix of trace 1 (within {tol:g}), got norm/trace {norm:.10g}")
+        if self.initial_states and self.initial_populations and set(self.initial_states) & set(
+                self.initial_populations):
+            raise ValueError("a dof may have initial_states or initial_populations, not both")
         for dof in self.battery_dofs:
             if dof not in names:
                 raise ValueError(f"battery dof {dof!r} not in space {names}")
@@ -221,8 +248,31 @@ class Spec(eqx.Module):
         return dict(self.space)[name]
 
     def initial_indices(self) -> tuple[int, ...]:
+        if self.initial_states:
+            raise ValueError("this path starts from a basis state; a spec with initial_states is charged by "
+                             "qb.charge (or pass the state as charge(..., initial_state=...))")
         labels = dict(self.initial)
         return tuple(d.level_index(labels[n]) if n in labels else 0 for n, d in self.space)
+
+    def initial_product(self):
+        """The initial state on the full space (flat, tensor order): a ket when every factor is pure, else a
+        density matrix; from ``initial_states``, ``initial_populations`` and the levels of ``initial``."""
+        labels, mixed, states = dict(self.initial), self.initial_populations or {}, self.initial_states or {}
+        factors = []
+        for name, dof in self.space:
+            if name in states:
+                factors.append(jnp.asarray(states[name], jnp.complex128))
+            elif name in mixed:
+                factors.append(jnp.diag(jnp.asarray(mixed[name], jnp.complex128)))
+            else:
+                k = dof.level_index(labels[name]) if name in labels else 0
+                factors.append(jnp.zeros(dof.dim, jnp.complex128).at[k].set(1.0))
+        pure = all(f.ndim == 1 for f in factors)
+        out = jnp.ones((1,) if pure else (1, 1), jnp.complex128)
+        for f in factors:
+            f = f if pure or f.ndim == 2 else jnp.outer(f, jnp.conj(f))
+            out = jnp.kron(out, f)
+        return out
 
     def initial_population_tensor(self):
         """The diagonal of the initial density matrix as a tensor of shape ``dims``."""

@@ -209,8 +209,12 @@ def _state(spec: Spec, x):
     return arr
 
 
-def prepare(spec: Spec, observables=None, initial_state=None, save_states: bool = False) -> tuple[Spec, Request]:
+def prepare(spec: Spec, observables=None, initial_state=None, save_states: bool = False,
+            classical: bool = False) -> tuple[Spec, Request]:
     """Check a request on the host and return ``(spec, request)``.
+
+    A spec's per-dof ``initial_states`` become the request's state (classical
+    dynamics starts from ``classical_initial`` and ignores them).
 
     With an explicit ``initial_state`` the spec loses its declared conserved
     charge (the state need not lie in one block) and its
@@ -229,9 +233,13 @@ def prepare(spec: Spec, observables=None, initial_state=None, save_states: bool 
         ops.append(o)
         herm.append(h)
     state = None
+    if initial_state is None and spec.initial_states:
+        if not classical:
+            initial_state = spec.initial_product()
+        spec = dataclasses.replace(spec, initial_states=None)
     if initial_state is not None:
         state = _state(spec, initial_state)
-        spec = dataclasses.replace(spec, conserved=None, initial_populations=None)
+        spec = dataclasses.replace(spec, conserved=None, initial_populations=None, initial_states=None)
     return spec, Request(tuple(names), tuple(ops), tuple(herm), state, bool(save_states))
 
 

@@ -8,7 +8,8 @@ density matrix).  Levels are ordered as qbjax orders them
 ``spin_coherent`` order them from ``m = +j``), index 0 = ground for a qubit.
 
 State constructors
-    :func:`basis`, :func:`coherent`, :func:`thermal`, :func:`spin_coherent`,
+    :func:`basis`, :func:`coherent` (and its classical counterpart
+    :func:`classical_coherent`), :func:`thermal`, :func:`spin_coherent`,
     :func:`tensor` (tensor product, kets or density matrices),
     :func:`superposition` (a normalised sum of kets), :func:`ket2dm`.
 
@@ -34,6 +35,7 @@ from .trajectory import TRUNCATION_TOL, TruncationWarning
 __all__ = [
     "basis",
     "coherent",
+    "classical_coherent",
     "thermal",
     "spin_coherent",
     "tensor",
@@ -85,6 +87,13 @@ def coherent(dim: int, alpha):
                           f"norm above level {dim - 1}: increase dim (the state is renormalised)",
                           TruncationWarning, stacklevel=2)
     return amp / jnp.sqrt(norm2)
+
+
+def classical_coherent(alpha):
+    """``(q, p)``: the classical counterpart of the coherent state ``|alpha>`` (``a -> (q + i p)/sqrt 2``,
+    :class:`~qbjax.operators.Boson`), for a spec's ``classical_initial``."""
+    alpha = jnp.asarray(alpha, jnp.complex128)
+    return jnp.stack([jnp.sqrt(2.0) * jnp.real(alpha), jnp.sqrt(2.0) * jnp.imag(alpha)])
 
 
 def thermal(dim: int, nbar):

@@ -320,3 +320,30 @@ def test_bad_modulations_are_refused():
         qb.Dissipator(0.2, qb.term(1.0, "a.a"), modulation=lambda t: 1.0 + 0 * t),))
     with pytest.raises(ValueError, match="time-independent spec"):
         steady_state(lossy)
+
+
+def test_per_dof_initial_states_in_the_spec_and_a_coherent_charger_classically():
+    sys = cavity_qubit(N, g=0.4)
+    alpha = 0.9
+    spec = dataclasses.replace(sys.spec, initial_states={"a": qb.coherent(N, alpha)})
+    full = qb.charge(sys.spec, TS, initial_state=qb.tensor(qb.coherent(N, alpha), qb.basis(2, 0)))
+    np.testing.assert_allclose(qb.charge(spec, TS).energy, full.energy, atol=1e-13)
+    mixed = dataclasses.replace(sys.spec, initial_states={"a": qb.thermal(N, 0.3)})
+    ref = qb.charge(sys.spec, TS, initial_state=qb.tensor(qb.thermal(N, 0.3), qb.ket2dm(qb.basis(2, 0))))
+    np.testing.assert_allclose(qb.charge(mixed, TS).energy, ref.energy, atol=1e-13)
+    with pytest.raises(ValueError, match="normalised ket"):
+        dataclasses.replace(sys.spec, initial_states={"a": np.ones(N)})
+    with pytest.raises(ValueError, match="unknown dof"):
+        dataclasses.replace(sys.spec, initial_states={"c": qb.basis(2, 0)})
+    with pytest.raises(ValueError, match="starts from a basis state"):
+        steady_state(dataclasses.replace(spec, dissipators=(qb.Dissipator(0.1, qb.term(1.0, "a.a")),)))
+    # the classical counterpart of |alpha>: <a> = alpha <-> (q + i p)/sqrt 2
+    q, p = qb.classical_coherent(0.6 - 0.2j)
+    np.testing.assert_allclose((q + 1j * p) / np.sqrt(2), 0.6 - 0.2j, atol=1e-15)
+    # a displaced charger: the quantum <a>(t) of a coherent state follows the classical flow at g = 0
+    free = cavity_qubit(N, g=0.0)
+    spec = dataclasses.replace(free.spec, initial_states={"a": qb.coherent(N, 0.5)},
+                               classical_initial={"a": qb.classical_coherent(0.5), "b": jnp.array([0.0, 0.0, -0.5])})
+    quantum = qb.charge(spec, TS, observables={"a": qb.term(1.0, "a.a")})
+    classical = qb.charge(spec, TS, classical=True, observables={"a": qb.term(1.0, "a.a")})
+    np.testing.assert_allclose(quantum.expect["a"], classical.expect["a"], atol=1e-8)
