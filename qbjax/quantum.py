@@ -243,7 +243,8 @@ def entropy(rho):
     p = _spectrum(rho)
     pos = p > 1e-300
     safe = jnp.where(pos, p, 1.0)
-    return -jnp.sum(jnp.where(pos, safe * jnp.log(safe), 0.0), axis=-1)
+    # >= 0 exactly: rounding (an eigenvalue 1 + 1e-16) must not give -1e-16
+    return jnp.maximum(-jnp.sum(jnp.where(pos, safe * jnp.log(safe), 0.0), axis=-1), 0.0)
 
 
 def purity(rho):
@@ -279,5 +280,6 @@ def log_negativity(rho, dims: Sequence[int], part):
         perm[L + k], perm[L + n + k] = perm[L + n + k], perm[L + k]
     t = jnp.transpose(t, perm).reshape(lead + (D, D))
     ev = _spectrum(t)
-    return jnp.log(jnp.sum(jnp.abs(ev), axis=-1))
+    # ||rho^T_A||_1 >= tr rho = 1: rounding must not make a separable state's value negative
+    return jnp.maximum(jnp.log(jnp.sum(jnp.abs(ev), axis=-1)), 0.0)
 

@@ -16,20 +16,28 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NUM = r"([-+0-9.eE]+)"
 
 
-def _summary(outputs: str, key: str) -> float:
-    line = next(x for x in outputs.splitlines() if x.startswith("SUMMARY"))
+def _summary(outputs: str, key: str, tag: str = "SUMMARY") -> float:
+    line = next(x for x in outputs.splitlines() if x.startswith(tag + " "))
     return float(re.search(key + r" = " + NUM, line).group(1))
+
+
+def _entanglement(outputs: str, key: str) -> float:
+    return _summary(outputs, key, "SUMMARY_ENTANGLEMENT")
 
 
 def check_000(out: str):
     assert "Gamma_qu = 4.0" in out or "Gamma_qu = 3.99999" in out
+    # Sec. IV: a coherent charger keeps the oscillator battery factorized; a Fock charger entangles it
+    assert _entanglement(out, "coherent_oscillator_max_S") < 1e-10
+    assert _entanglement(out, "fock_oscillator_max_S") > 1.0
+    assert _entanglement(out, "E_B_independent") < 1e-10
 
 
 def check_001(out: str):
     assert abs(_summary(out, "e_10") - closed_form_steady(10, -0.8)["energy_density"]) < 1e-11
     assert _summary(out, r"max\|e-Eq14\|") < 1e-10
     assert _summary(out, "rates-vs-lindblad") < 1e-8
-    line = next(x for x in out.splitlines() if x.startswith("SUMMARY"))
+    line = next(x for x in out.splitlines() if x.startswith("SUMMARY "))
     m = re.search(r"tau_1/tau_(\d+) = " + NUM, line)
     n, speedup = int(m.group(1)), float(m.group(2))
     assert 0.5 < speedup / (n / math.log(n)) < 2.0
@@ -59,8 +67,12 @@ def check_004(out: str):
     assert value("live_f") > 0.999  # Fig. 2f live: gamma_up = 2 gamma_down charges all three batteries
     assert value(r"\| a") > 0.999 and abs(value(r"\| b") - 0.5) < 1e-3 and abs(value(r"\| d") - 0.25) < 1e-3
     assert abs(value(r"\| e") - 0.5) < 2e-3 and value(r"\| f") > 0.999 and value("inset") < 1e-4
-    line = next(x for x in out.splitlines() if x.startswith("SUMMARY"))
+    line = next(x for x in out.splitlines() if x.startswith("SUMMARY "))
     assert "claims = True" in line
+    # after Fig. 2: entanglement without pumping stays; with collective pumping the final state is separable
+    assert _entanglement(out, "no_pump_final_min") > 0.1
+    assert _entanglement(out, "pump_final_max") < 1e-8
+    assert _entanglement(out, "pump_transient_max") < 0.2
 
 
 @pytest.mark.parametrize("notebook, check", [
