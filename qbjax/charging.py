@@ -154,7 +154,7 @@ def charge(
 
     Arguments:
         model: a battery model, or a :class:`~qbjax.model.Spec`.
-        ts: times (non-decreasing); ``ts[0]`` is the initial time, for every method (as in QuTiP and
+        ts: times (strictly increasing, at least two); ``ts[0]`` is the initial time, for every method (as in QuTiP and
             dynamiqs); default ``time_grid(model, t_max, num_times)``.
         classical: evolve the classical analog (Hamilton flow).
         method: a :mod:`qbjax.methods` value (``qb.methods.Chebyshev()``) or
@@ -243,7 +243,7 @@ def _with_space(traj: Trajectory, spec: Spec) -> Trajectory:
 
 
 def check_grid(ts, name: str = "ts") -> None:
-    """Raise ``ValueError`` unless a concrete ``ts`` is a 1-D, finite, non-decreasing grid of times.
+    """Raise ``ValueError`` unless a concrete ``ts`` is a 1-D, finite, strictly increasing grid of at least two times.
 
     A traced grid (inside ``jit``) is not checked here; the adaptive
     propagators then report a decreasing one as ``qbjax.status.BAD_GRID``.
@@ -251,13 +251,15 @@ def check_grid(ts, name: str = "ts") -> None:
     if not is_concrete(ts):
         return
     t = np.asarray(ts)
-    if t.ndim != 1 or t.size == 0:
-        raise ValueError(f"{name} must be a 1-D array of times, got shape {t.shape}")
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"{name} must be a 1-D array of at least 2 times (a start and a later time), got shape "
+                         f"{t.shape}")
     if not np.all(np.isfinite(t)):
         raise ValueError(f"{name} must be finite, got {t[~np.isfinite(t)][:3].tolist()} among its entries")
-    if np.any(np.diff(t) < 0):
-        k = int(np.flatnonzero(np.diff(t) < 0)[0])
-        raise ValueError(f"{name} must be non-decreasing, but {name}[{k + 1}] = {t[k + 1]:g} < {name}[{k}] = {t[k]:g}")
+    if np.any(np.diff(t) <= 0):
+        k = int(np.flatnonzero(np.diff(t) <= 0)[0])
+        raise ValueError(f"{name} must be strictly increasing, but {name}[{k + 1}] = {t[k + 1]:g} <= "
+                         f"{name}[{k}] = {t[k]:g}")
 
 
 def _native(model: AbstractBattery, native: str, ts, method, classical: bool, switch, options) -> Trajectory:

@@ -37,6 +37,7 @@ __all__ = [
     "passive_energy_of_spectrum",
     "collective_advantage",
     "hermite5",
+    "grid_resolution",
 ]
 
 
@@ -44,8 +45,15 @@ class MaxPower(eqx.Module):
     """``power`` = ``Pbar``, ``time`` = ``taubar``, ``energy`` = ``Ebar = E_B(taubar)``.
 
     ``at_boundary`` is true when the maximum sits at the end of the grid (then
-    ``t_max`` is too short); ``certified`` when ``t_max >= energy_bound / Pbar``,
-    i.e. no later time can beat the maximum found.
+    ``t_max`` is too short); ``resolved`` when the grid resolves the dynamics
+    (:func:`grid_resolution`: the cubic Hermite interpolant of ``E`` and ``dE/dt``
+    reproduces the exact ``d^2E/dt^2`` at every node to 25% of its range, which
+    holds for steps up to about half a period of the fastest beat and fails for
+    a grid sampling it below Nyquist); ``certified`` when the grid resolves the
+    dynamics and ``t_max >= energy_bound / Pbar``, i.e. no time inside or after
+    the window can beat the maximum found.  ``omega`` estimates the fastest
+    angular frequency of ``E_B(t)`` (``max |E''| / max |E'|``), from which
+    ``max_power`` suggests the grid size when the grid is too coarse.
     """
 
     power: jax.Array
@@ -53,6 +61,16 @@ class MaxPower(eqx.Module):
     energy: jax.Array
     at_boundary: jax.Array
     certified: jax.Array
+    resolved: jax.Array = eqx.field(default_factory=lambda: jnp.asarray(True))
+    omega: jax.Array = eqx.field(default_factory=lambda: jnp.asarray(0.0))
+
+    def __repr__(self):
+        try:
+            return (f"MaxPower(power={float(self.power):.10g}, time={float(self.time):.10g}, "
+                    f"energy={float(self.energy):.10g}, at_boundary={bool(self.at_boundary)}, "
+                    f"certified={bool(self.certified)}, resolved={bool(self.resolved)})")
+        except (TypeError, jax.errors.ConcretizationTypeError):  # traced or batched: the fields' shapes
+            return eqx.tree_pformat(self)
 
 
 def hermite5(t, t0, t1, f0, f1):
@@ -91,9 +109,39 @@ def max_power(traj, newton_steps: int = 12, warn: bool = True) -> MaxPower:
             raise ValueError(f"max_power needs a grid that spans a time > 0, got ts from {t[0]:g} to {t[-1]:g}")
     out = _max_power(traj.ts, traj.energy, traj.d_energy, traj.d2_energy, traj.energy_bound,
                      0 if discrete else newton_steps, discrete)
-    if warn and not isinstance(out.power, jax.core.Tracer) and out.power.ndim == 0 and bool(out.at_boundary):
-        warnings.warn("maximum power at the end of the time grid: increase t_max", stacklevel=2)
+    if warn and not isinstance(out.power, jax.core.Tracer) and out.power.ndim == 0:
+        if bool(out.at_boundary):
+            warnings.warn("maximum power at the end of the time grid: increase t_max", stacklevel=2)
+        if not bool(out.resolved):
+            t = np.asarray(ts)
+            need = int(np.ceil((t[-1] - t[0]) * float(out.omega) / 0.5)) + 1
+            warnings.warn(f"the time grid does not resolve E_B(t) (a step of {np.max(np.diff(t)):.3g} against a "
+                          f"beat of angular frequency ~{float(out.omega):.3g}): the maximum power is not "
+                          f"certified; use at least ~{need} times (num_times / --num-times) or a shorter t_max",
+                          stacklevel=2)
     return out
+
+
+def grid_resolution(ts, E, dE, d2E):
+    """``(resolved, omega)``: whether the grid resolves ``E(t)``, and its fastest angular frequency (estimate).
+
+    On each interval the cubic Hermite interpolant of ``E`` and ``E'`` has a
+    second derivative at the nodes that must match the exact ``E''`` there
+    (to ``O((omega h)^2)``, a few percent at ``omega h = 1``); under-resolved
+    beats (``omega h`` near or above pi, the Nyquist bound) break the match by
+    ``O(1)``.  The test is 25% of the range of ``E''`` over the grid.
+    """
+    h = jnp.diff(ts)
+    safe = jnp.where(h > 0, h, 1.0)
+    slope = (E[1:] - E[:-1]) / safe
+    left = (6 * slope - 4 * dE[:-1] - 2 * dE[1:]) / safe
+    right = (-6 * slope + 2 * dE[:-1] + 4 * dE[1:]) / safe
+    miss = jnp.maximum(jnp.abs(left - d2E[:-1]), jnp.abs(right - d2E[1:]))
+    miss = jnp.where(h > 0, miss, 0.0)
+    scale = jnp.max(jnp.abs(d2E))
+    resolved = jnp.max(miss) <= 0.25 * scale + 1e-12 * (1.0 + jnp.max(jnp.abs(E)) / jnp.maximum(jnp.max(h), 1e-300) ** 2)
+    omega = scale / jnp.maximum(jnp.max(jnp.abs(dE)), 1e-300)
+    return resolved, omega
 
 
 def _local_interpolant(ts, E, dE, d2E, lo, hi):
@@ -141,8 +189,12 @@ def _max_power(ts, E, dE, d2E, energy_bound, newton_steps: int, discrete: bool =
     power = energy / tau
     # the end of the grid: power still rising there (a discrete map cannot tell: any last point)
     at_boundary = (i == n - 1) if discrete else (i == n - 1) & (dE[n - 1] * ts[n - 1] - E[n - 1] > 0)
-    certified = ts[-1] * power >= energy_bound * (1 - 1e-12)
-    return MaxPower(power, tau + t0, energy, at_boundary, certified)
+    if discrete:
+        resolved, omega = jnp.asarray(True), jnp.asarray(0.0)
+    else:
+        resolved, omega = grid_resolution(ts, E, dE, d2E)
+    certified = (ts[-1] * power >= energy_bound * (1 - 1e-12)) & resolved
+    return MaxPower(power, tau + t0, energy, at_boundary, certified, resolved, omega)
 
 
 class MaxEnergy(eqx.Module):

@@ -39,6 +39,7 @@ __all__ = [
     "AbstractBattery",
     "term",
     "scaled",
+    "hermiticity_problem",
 ]
 
 Factors = tuple[tuple[str, str], ...]
@@ -77,6 +78,65 @@ def term(coeff: ArrayLike, *factors: str, modulation: Callable | None = None) ->
 def scaled(terms: tuple[Term, ...], factor) -> tuple[Term, ...]:
     """Multiply every coefficient of an operator by ``factor`` (modulations kept)."""
     return tuple(Term(t.coeff * factor, t.factors, t.modulation) for t in terms)
+
+
+def hermiticity_problem(space, terms: tuple[Term, ...]) -> str | None:
+    """Why the sum of ``terms`` is not Hermitian (``None``: it is, or it cannot be told by name).
+
+    Checked on the terms, never on a matrix: each product is brought to a
+    canonical form (factors grouped by dof, in the space's order; the order
+    within a dof kept), and the coefficient of every product must be the
+    complex conjugate of its adjoint's (``a^+ b`` needs ``b^+ a`` with the
+    conjugate coefficient; ``n``, ``x``, ``J_z`` need a real one), with equal
+    modulations.  Traced coefficients are checked by structure only (the
+    adjoint product is present, or the coefficient's dtype is real).
+    """
+    dofs = dict(space)
+    order = {name: i for i, (name, _) in enumerate(space)}
+    total: dict = {}
+    traced = False
+    for t in terms:
+        if any(d not in dofs for d, _ in t.factors):
+            return None  # unknown dofs are reported by the caller
+        key = (_canonical(t.factors, order), id(t.modulation) if t.modulation is not None else None)
+        total.setdefault(key, []).append(t)
+        traced = traced or not is_concrete(t.coeff)
+    for (factors, mod), group in total.items():
+        adj = _adjoint(factors, dofs)
+        if adj is None:
+            return None
+        partner = total.get((adj, mod))
+        text = " ".join(f"{d}.{o}" for d, ops in factors for o in ops) or "identity"
+        if partner is None:
+            return f"the term {text!r} has no conjugate term (add its adjoint with the conjugate coefficient)"
+        if traced:
+            if adj == factors and any(jnp.iscomplexobj(t.coeff) for t in group):
+                return f"the self-adjoint term {text!r} has a complex coefficient"
+            continue
+        c = sum(np.asarray(t.coeff, complex) for t in group)
+        cbar = np.conj(sum(np.asarray(t.coeff, complex) for t in partner))
+        scale = max(float(np.max(np.abs(c))), float(np.max(np.abs(cbar))), 1e-300)
+        if np.max(np.abs(c - cbar)) > 1e-12 * scale:
+            return (f"the term {text!r} has coefficient {np.asarray(c).ravel()[0]:.6g} but its adjoint's conjugate "
+                    f"is {np.asarray(cbar).ravel()[0]:.6g}")
+    return None
+
+
+def _canonical(factors, order) -> tuple:
+    grouped: dict = {}
+    for d, o in factors:
+        grouped.setdefault(d, []).append(o)
+    return tuple((d, tuple(grouped[d])) for d in sorted(grouped, key=order.__getitem__))
+
+
+def _adjoint(factors, dofs):
+    out = []
+    for d, ops in factors:
+        names = tuple(dofs[d].adjoint_name(o) for o in reversed(ops))
+        if any(n is None for n in names):
+            return None
+        out.append((d, names))
+    return tuple(out)
 
 
 class Dissipator(eqx.Module):
@@ -178,6 +238,11 @@ class Spec(eqx.Module):
                 for dof, _ in t.factors:
                     if dof not in names:
                         raise ValueError(f"term acts on unknown dof {dof!r}; space has {names}")
+        for label, op in (("H_A (charger)", self.charger), ("H_B (battery)", self.battery),
+                          ("H_I (coupling)", self.coupling)):
+            problem = hermiticity_problem(self.space, op)
+            if problem is not None:
+                raise ValueError(f"{label} is not Hermitian: {problem}")
         for d in self.dissipators:
             for t in d.operator:
                 for dof, _ in t.factors:

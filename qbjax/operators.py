@@ -62,6 +62,13 @@ class Dof(abc.ABC):
             f"{type(self).__name__} has no classical analog (operator {name!r})"
         )
 
+    #: operator name -> the name of its adjoint (self-adjoint names map to themselves)
+    adjoints: dict = {}
+
+    def adjoint_name(self, name: str) -> str | None:
+        """The name of the adjoint of operator ``name`` (``None``: not known by name)."""
+        return self.adjoints.get(name)
+
     def level_index(self, label) -> int:
         """Basis index of a physical label (Fock number, m, ...)."""
         index = int(label)
@@ -81,6 +88,7 @@ class Boson(Dof):
 
     cutoff: int
     classical_size: int = dataclasses.field(default=2, init=False)
+    adjoints = {"a": "adag", "adag": "a", "n": "n", "x": "x", "p": "p"}
 
     def __post_init__(self):
         if int(self.cutoff) != self.cutoff or self.cutoff < 1:
@@ -122,6 +130,7 @@ class Spin(Dof):
 
     j: Fraction
     classical_size: int = dataclasses.field(default=3, init=False)
+    adjoints = {"jp": "jm", "jm": "jp", "jx": "jx", "jy": "jy", "jz": "jz"}
 
     def __post_init__(self):
         j = Fraction(self.j).limit_denominator(2)
@@ -174,6 +183,7 @@ class Qubit(Dof):
     """
 
     classical_size: int = dataclasses.field(default=3, init=False)
+    adjoints = {"sp": "sm", "sm": "sp", "sx": "sx", "sy": "sy", "sz": "sz"}
 
     @property
     def dim(self) -> int:
@@ -219,6 +229,10 @@ class Levels(Dof):
     @property
     def dim(self) -> int:
         return int(self.n)
+
+    def adjoint_name(self, name: str) -> str | None:
+        parts = name.split(",")
+        return f"{parts[1]},{parts[0]}" if len(parts) == 2 else None
 
     def matrix(self, name: str) -> np.ndarray:
         try:

@@ -26,6 +26,7 @@ figures of merit ``max_power``, ``energy_at`` (``E_B(tau)``), ``ergotropy``
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,10 @@ class Sphere(eqx.Module):
 
     radius: float
 
+    def __check_init__(self):
+        if not (isinstance(self.radius, (int, float)) and math.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"{type(self).__name__} radius must be finite and > 0, got {self.radius!r}")
+
     def forward(self, z):
         return self.radius * z / jnp.linalg.norm(z)
 
@@ -100,6 +105,10 @@ class Ball(eqx.Module):
     """``|x|_2 <= radius`` (smooth: ``x = radius tanh(|z|/radius) z/|z|``)."""
 
     radius: float
+
+    def __check_init__(self):
+        if not (isinstance(self.radius, (int, float)) and math.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"{type(self).__name__} radius must be finite and > 0, got {self.radius!r}")
 
     def forward(self, z):
         n = jnp.linalg.norm(z)
@@ -280,8 +289,11 @@ def optimize(objective: Callable, params: Mapping, *, constraints: Mapping | Non
                                       best_Z, Z_before)
         bad = ~np.isfinite(history[i])
         if bad.all():
-            raise FloatingPointError(f"optimize: the objective is not finite at any of the {restarts} restart(s) at "
-                                     f"step {i} (a failed solve, or parameters outside the objective's domain)")
+            x0 = {k: np.asarray(v[0]).tolist() for k, v in to_x(jax.tree.map(lambda z: z, Z_before)).items()} \
+                if i == 0 else None
+            where = f"at the starting point {x0}" if i == 0 else f"at step {i}"
+            raise FloatingPointError(f"optimize: the objective is not finite at any of the {restarts} restart(s) "
+                                     f"{where} (a failed solve, or parameters outside the objective's domain)")
         new = set(np.flatnonzero(bad).tolist()) - dropped
         if new:
             dropped |= new
@@ -345,7 +357,7 @@ def model_objective(model, names, figure="max_power", *, tau=None, t_max=None, n
     from .analysis import replace_params
     from .charging import battery_ergotropy_status, charge, time_grid
     from .metrics import max_power
-    from .status import merge
+    from .status import is_concrete, merge
 
     weights = {figure: 1.0} if isinstance(figure, str) else dict(figure)
     for f in weights:
@@ -353,6 +365,9 @@ def model_objective(model, names, figure="max_power", *, tau=None, t_max=None, n
             raise ValueError(f"unknown figure {f!r}; allowed: {', '.join(FIGURES)} (or a dict of weights)")
     if any(f == "energy_at" for f in weights) and tau is None:
         raise ValueError("figure 'energy_at' needs tau")
+    if tau is not None and not (is_concrete(tau) and np.isfinite(float(tau)) and float(tau) > 0):
+        if is_concrete(tau):
+            raise ValueError(f"tau must be a finite time > 0 (the charging time), got {tau!r}")
     for n in names:
         if not hasattr(model, n):
             raise ValueError(f"unknown parameter {n!r} of {type(model).__name__}")

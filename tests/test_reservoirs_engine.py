@@ -63,7 +63,7 @@ def test_mean_field_moments_and_closure_value():
 def test_reservoir_methods_are_checked():
     with pytest.raises(ValueError, match="reservoirs battery takes method 'auto', 'exact', 'meanfield', 'lindblad'"):
         qb.charge(MODEL, TS, method="spectral")
-    with pytest.raises(ValueError, match="non-decreasing"):
+    with pytest.raises(ValueError, match="strictly increasing"):
         qb.charge(MODEL, jnp.array([0.0, 1.0, 0.5]))
 
 

@@ -134,7 +134,7 @@ def test_time_grids_are_checked():
         qb.time_grid(m, t_max=-1.0)
     with pytest.raises(ValueError, match="num_times must be an integer >= 2"):
         qb.time_grid(m, num_times=1)
-    with pytest.raises(ValueError, match="ts must be non-decreasing"):
+    with pytest.raises(ValueError, match="ts must be strictly increasing"):
         qb.charge(m, jnp.linspace(0.0, -5.0, 11))
     with pytest.raises(ValueError, match="ts must be a 1-D array"):
         qb.charge(m, jnp.linspace(0.0, 1.0, 6).reshape(3, 2))

@@ -74,7 +74,12 @@ def build(model: str, params: dict):
     try:
         return MODELS[model](**params)
     except ParameterError as e:
-        raise UsageError(str(e)) from None
+        msg = str(e)
+        for name in params:
+            flag = "--" + name.replace("_", "-")
+            if msg.startswith(f"{name} = "):  # a size refused by the constructor: say it with the flag's name
+                msg = f"{flag} {msg[len(name) + 3:]}".replace(f"the largest {name} here", f"the largest {flag} here")
+        raise UsageError(msg) from None
 
 
 def base_parser(prog: str) -> Parser:
@@ -131,12 +136,14 @@ def interval(name, lo: float, hi: float, *, closed=(True, True), what: str = "")
 
     return parse
 
+
 def max_power_record(mp) -> dict:
     return {
         "max_power": float(mp.power),
         "optimal_time": float(mp.time),
         "energy_at_max_power": float(mp.energy),
         "certified": bool(mp.certified),
+        "grid_resolved": bool(mp.resolved),
     }
 
 

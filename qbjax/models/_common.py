@@ -22,6 +22,26 @@ def check_size(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+#: The largest state a model may ask for: entries of one state vector (2^27: 2 GiB in complex128), checked
+#: by the constructors before any work, so that a size is refused with its name and its largest value
+#: instead of numpy's "Unable to allocate".
+MAX_STATE_ENTRIES = 2**27
+
+
+def check_state_size(model: str, name: str, value: int, entries_of) -> None:
+    """Refuse ``value`` of the size parameter ``name`` when ``entries_of(value)`` exceeds :data:`MAX_STATE_ENTRIES`
+    (``entries_of`` is non-decreasing), naming the largest allowed value."""
+    entries = entries_of(value)
+    if entries <= MAX_STATE_ENTRIES:
+        return
+    lo, hi = 1, value
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if entries_of(mid) <= MAX_STATE_ENTRIES else (lo, mid - 1)
+    raise ParameterError(f"{name} = {value} makes the {model} state {float(entries):.3g} entries, over the limit of "
+                         f"{MAX_STATE_ENTRIES:.3g} (2 GiB per complex state); the largest {name} here is {lo}")
+
+
 def check_real(name: str, value, *, minimum=None, strict=False, maximum=None):
     """A real scalar leaf (checked when concrete; tracers pass through)."""
     arr = jnp.asarray(value, dtype=jnp.float64) if not isinstance(value, jax.core.Tracer) else value

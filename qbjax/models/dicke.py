@@ -33,7 +33,7 @@ from jaxtyping import Array
 
 from ..model import AbstractBattery, Charge, Spec, term
 from ..operators import Boson, Spin
-from ._common import ParameterError, binomial_levels, check_real, check_size
+from ._common import ParameterError, binomial_levels, check_real, check_size, check_state_size
 
 
 def default_cutoff(n: int, g: float, omega0: float = 1.0) -> int:
@@ -76,8 +76,10 @@ class DickeBattery(AbstractBattery):
                 gmax, w = float(jnp.max(self.g)), float(jnp.min(self.omega0))
             except Exception:  # traced parameters: fall back to a generous rule
                 gmax, w = 2.0, 1.0
+            check_state_size("Dicke battery", "n", self.n, lambda n: default_cutoff(n, gmax, w) * (n + 1))
             cutoff = default_cutoff(self.n, gmax, w)
         cutoff = check_size("cutoff", cutoff, minimum=2)
+        check_state_size("Dicke battery", "cutoff", cutoff, lambda c: c * (self.n + 1))
         if cutoff <= self.n:
             raise ParameterError(
                 f"cutoff must be > n = {self.n} (the charger starts in the Fock state |{self.n}>, "

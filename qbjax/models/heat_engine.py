@@ -52,7 +52,7 @@ from jaxtyping import Array
 
 from ..model import AbstractBattery, Dissipator, Spec, Term, term
 from ..operators import Levels, Qubit, Spin
-from ._common import ParameterError, binomial_levels, check_real, check_size
+from ._common import ParameterError, binomial_levels, check_real, check_size, check_state_size
 
 PROTOCOLS = ("collective", "individual")
 
@@ -105,6 +105,8 @@ class HeatEngineBattery(AbstractBattery):
     def __init__(self, n: int = 10, beta_omega=-0.8, rate=0.1, omega0=1.0, protocol: str = "collective",
                  env_rate=0.0, env_beta_omega=None):
         self.n = check_size("n", n)
+        if protocol == "collective":
+            check_state_size("heat-engine battery", "n", self.n, lambda k: k + 1)
         self.beta_omega = check_real("beta_omega", beta_omega)
         self.rate = check_real("rate", rate, minimum=0.0, strict=True)
         self.omega0 = check_real("omega0", omega0, minimum=0.0, strict=True)

@@ -27,7 +27,7 @@ from jaxtyping import Array
 
 from ..model import AbstractBattery, Charge, Spec, Term, term
 from ..operators import Boson
-from ._common import check_real, check_size
+from ._common import check_real, check_size, check_state_size
 
 
 class OscillatorBattery(AbstractBattery):
@@ -45,6 +45,7 @@ class OscillatorBattery(AbstractBattery):
 
     def __init__(self, n: int = 4, g=0.2, omega0=1.0):
         self.n = check_size("n", n)
+        check_state_size("oscillator battery", "n", self.n, lambda k: (k + 1) ** 2)
         self.g = check_real("g", g, minimum=0.0, strict=True)
         self.omega0 = check_real("omega0", omega0, minimum=0.0, strict=True)
 

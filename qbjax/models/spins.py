@@ -32,7 +32,7 @@ from jaxtyping import Array
 
 from ..model import AbstractBattery, Charge, Spec, Term, term
 from ..operators import Spin
-from ._common import binomial_levels, check_real, check_size
+from ._common import binomial_levels, check_real, check_size, check_state_size
 
 DEFAULT_TILT = 1e-2
 
@@ -55,6 +55,7 @@ class SpinBattery(AbstractBattery):
 
     def __init__(self, n: int = 4, g=0.2, omega0=1.0, tilt=DEFAULT_TILT):
         self.n = check_size("n", n)
+        check_state_size("spin battery", "n", self.n, lambda k: (k + 1) ** 2)
         self.g = check_real("g", g, minimum=0.0, strict=True)
         self.omega0 = check_real("omega0", omega0, minimum=0.0, strict=True)
         self.tilt = check_real("tilt", tilt, minimum=0.0, maximum=jnp.pi)
