@@ -104,3 +104,43 @@ def test_long_runs_report_elapsed_time_on_stderr(monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) >= 2 and all(line.startswith("qbjax charge: working, ") for line in err)
     assert "estimated at most 30 s" in err[0]
+
+
+def _exit_code(*args):
+    """``main`` returns a code, or argparse's help exits: either way the code (output left to capsys)."""
+    try:
+        return main(list(args))
+    except SystemExit as e:
+        return e.code
+
+
+def test_the_command_line_explains_itself(capsys):
+    import qbjax
+
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"qbjax {qbjax.__version__}"
+    code, out, _ = run("--help")
+    assert code == 0 and "sweep" in out and "reservoirs" in out and "spin-chain" in out
+    code = _exit_code("sweep", "--help")
+    assert code == 0 and "--metric" in capsys.readouterr().out
+    code = _exit_code("charge", "dicke", "--help")
+    text = capsys.readouterr().out
+    assert code == 0 and "--cutoff" in text and "integer > n" in text and "(default 0.5)" in text
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["charge", "dicke", "--n", "4", "--n", "5"], "--n given more than once"),
+    (["charge", "dicke", "--t-max", "1", "--t-max", "2"], "--t-max given more than once"),
+    (["advantage", "spin-chain"], "allowed: oscillator, spins, dicke"),
+])
+def test_repeated_flags_and_refusals_list_only_what_is_allowed(args, needle):
+    code, out, err = run(*args, "--json")
+    assert code == 2 and out == "" and needle in err, err
+    if "allowed" in needle:
+        assert "spin-chain" not in err.split("allowed:")[1]
+
+
+def test_negative_numbers_in_any_notation_are_values():
+    code, out, err = run("charge", "heat-engine", "--n", "3", "--beta-omega", "-8e-1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["params"]["beta_omega"] == -0.8

@@ -14,7 +14,7 @@ import math
 import sys
 import warnings
 
-from .common import MODEL_FLAGS, UsageError
+from .common import EXTRA_MODELS, MODEL_FLAGS, UsageError
 
 __all__ = ["main", "UsageError", "COMMANDS"]
 
@@ -49,22 +49,68 @@ def _print_human(out: dict):
             print(f"{key}: {value}")
 
 
+#: Flags that may be given more than once (they collect values).
+REPEATABLE = {"--grad", "--metric", "--zip"}
+
+
+def _normalise(rest: list[str]) -> list[str]:
+    """``--flag -8e-1`` as ``--flag=-8e-1`` (a negative number in any notation is a value, not a flag)."""
+    out = []
+    for a in rest:
+        if out and a.startswith("-") and out[-1].startswith("--") and "=" not in out[-1] and _is_number(a):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _repeated(rest: list[str]) -> str | None:
+    seen = set()
+    for a in rest:
+        if a.startswith("--"):
+            flag = a.split("=", 1)[0]
+            if flag in seen and flag not in REPEATABLE:
+                return flag
+            seen.add(flag)
+    return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        from .. import __version__
+
+        print(f"qbjax {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: qbjax {charge,advantage,collide,demo,reproduce} ... [--json]\n"
-              "  charge MODEL [--n N --g G --omega0 W ...] [--classical] [--t-max T] [--grad PARAM]\n"
+        print(f"usage: qbjax {{{','.join(COMMANDS)}}} ... [--json]   (qbjax COMMAND --help; qbjax --version)\n"
+              "  charge MODEL [--n N --g G --omega0 W ...] [--classical] [--t-max T] [--num-times K] [--grad PARAM]\n"
               "  advantage MODEL [--n N ...]\n"
               "  collide --battery oscillator|spin|ladder --levels L --protocol full-swap|greedy|constant|optimized"
-              " [--theta T] [--q Q --coherence C --phase A] --time T [--loss G]\n  demo\n  reproduce [FIGURE]\n"
+              " [--theta T] [--q Q --coherence C --phase A] --time T [--loss G]\n"
               "  sweep MODEL --PARAM start:stop:num ... [--metric max_power] [--zip A,B] [--out FILE.csv]\n"
+              "  demo\n  reproduce [FIGURE]\n"
               "  charge heat-engine [--n N --beta-omega B --rate R --protocol collective|individual --eps E]\n"
               "  charge spin-chain [--n N --b B --g G --field W --alpha A --couplings nn|power --power P]\n"
-              f"models: {', '.join(MODEL_FLAGS)}, heat-engine, spin-chain")
+              "  charge reservoirs [--n-charger N --n-battery M --batteries K --pump P ...]\n"
+              f"models: {', '.join([*MODEL_FLAGS, *EXTRA_MODELS])} (qbjax charge MODEL --help lists a model's flags)")
         return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
+    command, rest = argv[0], _normalise(argv[1:])
     if command not in COMMANDS:
-        print(f"qbjax: unknown command {command!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"qbjax: unknown command {command!r}; allowed: {', '.join(COMMANDS)} (and --help, --version)",
+              file=sys.stderr)
+        return 2
+    flag = _repeated(rest)
+    if flag is not None:
+        print(f"qbjax {command}: error: {flag} given more than once (give each flag once)", file=sys.stderr)
         return 2
     as_json = "--json" in rest
     try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from ..methods import CLOSED_NAMES
 from .charge import _cost
 from .common import (
+    MODEL_FLAGS,
     all_params,
     base_parser,
     build,
     check_budget,
+    closed_model_arg,
     count,
     max_power_record,
-    model_arg,
     model_params,
     positive,
 )
@@ -19,7 +20,7 @@ from .common import (
 
 def cmd_advantage(argv):
     p = base_parser("qbjax advantage")
-    p.add_argument("model", type=model_arg)
+    p.add_argument("model", type=closed_model_arg, help="one of " + ", ".join(MODEL_FLAGS))
     p.add_argument("--t-max", type=positive("t-max"), default=None)
     p.add_argument("--num-times", type=count("num-times", 3), default=None)
     p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..methods import CLOSED_NAMES
 from .common import (
+    EXTRA_MODELS,
     MODEL_FLAGS,
     UsageError,
     Working,
@@ -16,6 +17,7 @@ from .common import (
     estimated_seconds,
     max_power_record,
     model_arg,
+    model_help,
     model_params,
     positive,
 )
@@ -34,14 +36,28 @@ def cmd_charge(argv):
         from .reservoirs import charge_reservoirs_cli
 
         return charge_reservoirs_cli([a for a in argv if a != "reservoirs"])
+    if any(a in ("-h", "--help") for a in argv) and any(a in MODEL_FLAGS for a in argv):
+        model = next(a for a in argv if a in MODEL_FLAGS)
+        print(_parser().format_help().rstrip() + "\n\n" + model_help(model))
+        raise SystemExit(0)
+    p = _parser()
+    args, extra = p.parse_known_args(argv)
+    return _run(p, args, extra)
+
+
+def _parser():
     p = base_parser("qbjax charge")
-    p.add_argument("model", type=model_arg)
+    p.add_argument("model", type=model_arg, help="one of " + ", ".join([*MODEL_FLAGS, *EXTRA_MODELS])
+                   + " (qbjax charge MODEL --help lists its flags)")
     p.add_argument("--classical", action="store_true", help="the classical analog (Hamilton flow)")
     p.add_argument("--t-max", type=positive("t-max"), default=None, help="end of the time grid")
     p.add_argument("--num-times", type=count("num-times", 3), default=None, help="grid points (default: the model's)")
     p.add_argument("--method", choices=list(CLOSED_NAMES), default="auto")
     p.add_argument("--grad", action="append", default=[], metavar="PARAM", help="d max_power / d PARAM")
-    args, extra = p.parse_known_args(argv)
+    return p
+
+
+def _run(p, args, extra):
     params = model_params(args.model, extra)
     model = build(args.model, params)
     size = "n" if "n" in params or "n" in MODEL_FLAGS[args.model] else next(iter(params), "n")

@@ -7,7 +7,7 @@ import math
 
 __all__ = ["UsageError", "Parser", "MODEL_FLAGS", "number", "positive", "count", "model_params", "build",
            "base_parser", "model_arg", "max_power_record", "all_params", "interval", "nonnegative",
-           "check_budget", "check_output", "charge_cost"]
+           "check_budget", "check_output", "charge_cost", "closed_model_arg", "model_help", "EXTRA_MODELS"]
 
 
 # Model parameters accepted on the command line, with their types.
@@ -16,6 +16,28 @@ MODEL_FLAGS = {
     "spins": {"n": int, "g": float, "omega0": float, "tilt": float},
     "dicke": {"n": int, "g": float, "omega0": float, "cutoff": int},
 }
+
+
+#: Models of ``qbjax charge`` with their own flags (their own parsers).
+EXTRA_MODELS = ("heat-engine", "spin-chain", "reservoirs")
+#: What each model flag accepts (for ``--help``).
+FLAG_RANGES = {"n": "integer >= 1", "g": "> 0", "omega0": "> 0", "tilt": "in [0, pi]",
+               "cutoff": "integer > n"}
+
+
+def model_help(model: str) -> str:
+    """The flags of a model of ``qbjax charge`` with their defaults and ranges."""
+    import inspect
+
+    from ..models import MODELS
+
+    sig = inspect.signature(MODELS[model].__init__).parameters
+    lines = [f"model {model!r} flags:"]
+    for name in MODEL_FLAGS[model]:
+        default = sig[name].default if name in sig else None
+        shown = "chosen from n, g, omega0" if default is None else f"{default:.6g}" if isinstance(default, float) else default
+        lines.append(f"  --{name.replace('_', '-'):<8} {FLAG_RANGES.get(name, 'a number'):<20} (default {shown})")
+    return "\n".join(lines)
 
 
 class UsageError(Exception):
@@ -51,10 +73,9 @@ def model_params(model: str, extra: list[str]) -> dict:
         flag = extra[i]
         if not flag.startswith("--"):
             raise UsageError(f"unexpected argument {flag!r}")
-        name = flag[2:].replace("-", "_")
-        if "=" in name:
-            name, value = name.split("=", 1)
-        else:
+        name, eq, value = flag[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq:
             if i + 1 >= len(extra):
                 raise UsageError(f"{flag} needs a value")
             value = extra[i + 1]
@@ -62,6 +83,8 @@ def model_params(model: str, extra: list[str]) -> dict:
         if name not in allowed:
             raise UsageError(f"unknown flag --{name} for model {model!r}; allowed: "
                              + ", ".join("--" + k for k in allowed))
+        if name in params:
+            raise UsageError(f"--{name} given more than once (give each flag once)")
         params[name] = number(allowed[name], name)(value)
         i += 1
     return params
@@ -89,9 +112,16 @@ def base_parser(prog: str) -> Parser:
 
 
 def model_arg(text: str) -> str:
+    """A model of ``qbjax charge`` / ``advantage`` with flags of its own here (the others dispatch earlier)."""
     if text not in MODEL_FLAGS:
-        allowed = [*MODEL_FLAGS, "heat-engine", "spin-chain"]
-        raise UsageError(f"unknown model {text!r}; allowed: {', '.join(allowed)}")
+        raise UsageError(f"unknown model {text!r}; allowed: {', '.join([*MODEL_FLAGS, *EXTRA_MODELS])}")
+    return text
+
+
+def closed_model_arg(text: str) -> str:
+    """A model of ``qbjax advantage`` (the quantum-classical comparison exists for these only)."""
+    if text not in MODEL_FLAGS:
+        raise UsageError(f"unknown model {text!r}; allowed: {', '.join(MODEL_FLAGS)}")
     return text
 
 

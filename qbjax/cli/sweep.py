@@ -30,6 +30,10 @@ def _split(argv):
             continue
         name, eq, value = a[2:].partition("=")
         key = name.replace("-", "_")
+        if key == "help":
+            own.append(a)
+            i += 1
+            continue
         if key in OPTIONS:
             own.append(a)
             if not eq and key not in ("json", "no_progress") and i + 1 < len(argv):
