@@ -131,6 +131,12 @@ def main(argv=None) -> int:
     if _has_nan(out):
         print(f"qbjax {command}: error: the computation produced NaN; see warnings above", file=sys.stderr)
         return 1
+    if isinstance(out, dict):
+        from .. import __version__
+
+        # one JSON shape: every object says which qbjax and which command made it (keys extended, never renamed)
+        out = {"qbjax_version": __version__, "command": command, **out}
+        out.setdefault("params", {})
     if as_json:
         print(json.dumps(out))
     else:

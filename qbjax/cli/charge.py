@@ -87,6 +87,8 @@ def _run(p, args, extra):
         **max_power_record(mp),
         "method": traj.method,
     }
+    out["params"]["classical"] = bool(args.classical)
+    out["params"]["grad"] = list(args.grad)
     out["params"]["t_max"] = float(ts[-1])
     out["params"]["num_times"] = int(ts.shape[0])
     if not args.classical:

@@ -13,4 +13,7 @@ def cmd_demo(argv):
     check_output(args.out, folder=True)
     from ..figures import demo
 
-    return demo.run(args.out, quick=args.quick, verbose=True, table=not args.json)
+    out = demo.run(args.out, quick=args.quick, verbose=True, table=not args.json)
+    if isinstance(out, dict):
+        out.setdefault("params", {"out": args.out, "quick": bool(args.quick)})
+    return out

@@ -14,8 +14,12 @@ def cmd_reproduce(argv):
     p.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     args = p.parse_args(argv)
     check_output(args.out, folder=True)
+    params = {"figure": args.figure, "out": args.out, "quick": bool(args.quick)}
     if args.figure is None:
-        return {"figures": {k: v.__doc__.strip().splitlines()[0] for k, v in FIGURES.items()}}
+        return {"params": params, "figures": {k: v.__doc__.strip().splitlines()[0] for k, v in FIGURES.items()}}
     if args.figure not in FIGURES:
         raise UsageError(f"unknown figure {args.figure!r}; allowed: {', '.join(FIGURES)}")
-    return FIGURES[args.figure](args.out, quick=args.quick, verbose=True)  # progress on stderr
+    out = FIGURES[args.figure](args.out, quick=args.quick, verbose=True)  # progress on stderr
+    if isinstance(out, dict):
+        out.setdefault("params", params)
+    return out
