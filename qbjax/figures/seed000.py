@@ -37,6 +37,21 @@ def gammas(factory, ns, verbose=True, desc="N"):
     return rows
 
 
+def _integer_ticks(ax, ns):
+    """Plain numbers on logarithmic axes: N at (up to eight of) the sizes run, Gamma as decimals."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ns = sorted(set(int(v) for v in ns))
+    if ax.get_xscale() == "log":
+        ax.xaxis.set_major_locator(FixedLocator(ns[:: max(1, len(ns) // 8)]))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if ax.get_yscale() == "log":
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+
+
 def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     """Oscillator battery: E_B(t) quantum, classical and Eq. 10; Gamma = sqrt(N) (Eq. 11, 15)."""
     out = outdir(out)
@@ -51,14 +66,17 @@ def oscillator(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     ax[0].plot(ts, eq, label="quantum")
     ax[0].plot(ts, ec, "--", label="classical")
     ax[0].plot(ts, exact, ":", label="Eq. 10")
-    ax[0].set(xlabel="t", ylabel="E_B (N=4)", title="oscillators: charging")
+    ax[0].set(xlabel=r"$\omega_0 t$", ylabel=r"$E_B\,/\,\hbar\omega_0$", title=r"(a) charging, $N = 4$")
     ax[0].legend()
     n = np.array([r["n"] for r in rows])
     ax[1].loglog(n, [r["gamma_quantum"] for r in rows], "o", label="quantum")
     ax[1].loglog(n, [r["gamma_classical"] for r in rows], "x", label="classical")
-    ax[1].loglog(n, np.sqrt(n), "k--", label="sqrt(N)")
-    ax[1].set(xlabel="N", ylabel="Gamma", title="oscillators: R = 1")
+    ax[1].loglog(n, np.sqrt(n), "k--", label=r"$\sqrt{N}$ (Eq. 11)")
+    ax[1].set(xlabel=r"$N$", ylabel=r"$\Gamma$", title=r"(b) $\Gamma_{qu} = \Gamma_{cl}$: $R = 1$")
     ax[1].legend()
+    _integer_ticks(ax[1], n)
+    fig.suptitle(rf"Oscillator battery (seed 000, Sec. IV): $g = {g:g}\,\omega_0$, charger in $|N\rangle$")
+    fig.tight_layout()
     data = {"g": g, "rows": rows, "max_abs_error_eq10": float(np.max(np.abs(np.asarray(eq) - exact)))}
     return {"figure": "oscillator", **save(fig, data, out, "oscillator"), "rows": rows}
 
@@ -74,16 +92,20 @@ def fig2(out="qbjax-figures", quick=False, verbose=True, g=0.2, ns=None):
     gc = np.array([r["gamma_classical"] for r in rows])
     fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
     ax[0].loglog(n, gq, "o")
-    ax[0].loglog(n, 0.25 * n, "k--", label="0.25 N")
-    ax[0].set(xlabel="N", ylabel="Gamma_qu", title="(a) quantum")
+    ax[0].loglog(n, 0.25 * n, "k--", label=r"$N/4$")
+    ax[0].set(xlabel=r"$N$", ylabel=r"$\Gamma_{qu}$", title="(a) quantum")
     ax[1].loglog(n, gc, "s")
-    ax[1].loglog(n, n, "k--", label="N")
-    ax[1].set(xlabel="N", ylabel="Gamma_cl", title=f"(b) classical (tilt {SpinBattery().tilt:.0e})")
+    ax[1].loglog(n, n, "k--", label=r"$N$")
+    ax[1].set(xlabel=r"$N$", ylabel=r"$\Gamma_{cl}$", title=f"(b) classical (tilt {SpinBattery().tilt:.0e} rad)")
     ax[2].semilogx(n, gq / gc, "o-")
     ax[2].axhline(0.25, color="k", ls="--")
-    ax[2].set(xlabel="N", ylabel="R", title="(c) R = Gamma_qu / Gamma_cl")
+    ax[2].set(xlabel=r"$N$", ylabel=r"$R$", title=r"(c) $R = \Gamma_{qu} / \Gamma_{cl}$")
     for a in ax[:2]:
         a.legend()
+    for a in ax:
+        _integer_ticks(a, n)
+    fig.suptitle(rf"Spin battery (seed 000, Fig. 2): $g = {g:g}\,\omega_0$, $\omega_0 = 1$")
+    fig.tight_layout()
     data = {"g": g, "tilt": float(SpinBattery().tilt), "rows": rows}
     return {"figure": "fig2", **save(fig, data, out, "fig2"), "rows": rows}
 
@@ -110,22 +132,25 @@ def fig3(out="qbjax-figures", quick=False, verbose=True, ns=None, n_r=None, g_sw
     for g, marker in zip(gs, "o^s"):
         rows = by_g[str(g)]
         n = np.array([r["n"] for r in rows])
-        ax[0, 0].loglog(n, [r["gamma_quantum"] for r in rows], marker, label=f"g={g}")
-        ax[0, 1].loglog(n, [r["gamma_classical"] for r in rows], marker, label=f"g={g}")
-        ax[1, 0].semilogx(n, [r["ratio"] for r in rows], marker + "-", label=f"g={g}")
+        ax[0, 0].loglog(n, [r["gamma_quantum"] for r in rows], marker, label=rf"$g = {g}\,\omega_0$")
+        ax[0, 1].loglog(n, [r["gamma_classical"] for r in rows], marker, label=rf"$g = {g}\,\omega_0$")
+        ax[1, 0].semilogx(n, [r["ratio"] for r in rows], marker + "-", label=rf"$g = {g}\,\omega_0$")
     n = np.array(ns, dtype=float)
     for a in ax[0]:
-        a.loglog(n, np.sqrt(n), "k--", label="sqrt(N)")
-        a.set(xlabel="N")
+        a.loglog(n, np.sqrt(n), "k--", label=r"$\sqrt{N}$")
+        a.set(xlabel=r"$N$")
         a.legend()
-    ax[0, 0].set(ylabel="Gamma_qu", title="(a) quantum")
-    ax[0, 1].set(ylabel="Gamma_cl", title="(b) classical")
+    ax[0, 0].set(ylabel=r"$\Gamma_{qu}$", title="(a) quantum")
+    ax[0, 1].set(ylabel=r"$\Gamma_{cl}$", title="(b) classical")
     ax[1, 0].axhline(1, color="k", lw=0.5)
-    ax[1, 0].set(xlabel="N", ylabel="R", title="(c) R(N)")
+    ax[1, 0].set(xlabel=r"$N$", ylabel=r"$R = \Gamma_{qu}/\Gamma_{cl}$", title=r"(c) $R(N)$")
     ax[1, 0].legend()
     ax[1, 1].plot([r["g"] for r in r_of_g], [r["ratio"] for r in r_of_g], "o-")
     ax[1, 1].axhline(1, color="k", lw=0.5)
-    ax[1, 1].set(xlabel="g / omega0", ylabel="R", title=f"(d) R(g), N = {n_r}")
+    ax[1, 1].set(xlabel=r"$g\,/\,\omega_0$", ylabel=r"$R$", title=rf"(d) $R(g)$, $N = {n_r}$")
+    for a in ax.ravel()[:3]:
+        _integer_ticks(a, ns)
+    fig.suptitle(r"Dicke battery (seed 000, Fig. 3): cavity in $|N\rangle$, $\omega_0 = 1$, automatic Fock cutoff")
     fig.tight_layout()
     data = {"gamma_vs_n": by_g, "ratio_vs_g": r_of_g, "n_ratio": n_r}
     return {"figure": "fig3", **save(fig, data, out, "fig3"), "ratio_vs_g": r_of_g}
