@@ -149,6 +149,8 @@ def charge(
     observables: Mapping | None = None,
     initial_state=None,
     save_states: bool = False,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> Trajectory:
     """Charge the battery and return its energy on a time grid.
 
@@ -179,12 +181,19 @@ def charge(
             density matrix without dissipators evolves as a mixed closed system.
         save_states: keep the state at every time in ``traj.states`` (kets
             ``(T, D)`` or density matrices ``(T, D, D)``, full space).
+        rtol, atol: the accuracy target of the adaptive methods (ODE,
+            Lindblad, rates, classical flows, the families' own adaptive
+            solvers), as :class:`ODEOptions` tolerances; defaults 1e-12
+            (1e-10 and 1e-14 for rates).  Exclusive with ``options``.  The
+            exact methods (spectral, the Chebyshev and Krylov expansions)
+            are exact to rounding and ignore them.
 
     Returns:
         A :class:`Trajectory`.  Jitted once per model structure and grid
         shape; ``jax.grad`` and ``jax.vmap`` pass through the model's leaves,
         the observables' coefficients and the initial state.
     """
+    options = _target(options, rtol, atol)
     native = model.native_method() if isinstance(model, AbstractBattery) else None
     if native is not None:
         if observables or initial_state is not None or save_states:
@@ -235,6 +244,20 @@ def charge(
         resolved = "ode"
     traj = run(spec, ts, resolved, switch, options)
     return _checked(_with_space(traj, spec), truncation_tol)
+
+
+def _target(options, rtol, atol):
+    """``options`` from an accuracy target ``rtol``/``atol`` (checked: finite, > 0; not with ``options``)."""
+    if rtol is None and atol is None:
+        return options
+    if options is not None:
+        raise ValueError("give either options= or rtol=/atol=, not both")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if v is not None and not (isinstance(v, (int, float, np.floating)) and np.isfinite(v) and 0 < v < 1):
+            raise ValueError(f"{name} must be a number in (0, 1), got {v!r}")
+    rtol = 1e-12 if rtol is None else float(rtol)
+    atol = rtol if atol is None else float(atol)
+    return ODEOptions(rtol=rtol, atol=atol)
 
 
 def _with_space(traj: Trajectory, spec: Spec) -> Trajectory:

@@ -90,3 +90,17 @@ def test_no_warning_on_a_resolved_default_grid():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         qb.max_power(qb.charge(qb.SpinBattery(4, 0.2)))
+
+
+def test_an_accuracy_target_reaches_the_adaptive_methods():
+    m = qb.DickeBattery(3, 0.5)
+    ts = np.linspace(0.0, 2.0, 41)
+    exact = np.asarray(qb.charge(m, ts, method="spectral").energy)
+    loose = np.asarray(qb.charge(m, ts, method="ode", rtol=1e-5, atol=1e-5).energy)
+    tight = np.asarray(qb.charge(m, ts, method="ode", rtol=1e-11).energy)
+    err_loose, err_tight = np.max(np.abs(loose - exact)), np.max(np.abs(tight - exact))
+    assert err_tight < 1e-8 < err_loose < 1e-2
+    with pytest.raises(ValueError, match="rtol must be a number in"):
+        qb.charge(m, ts, rtol=-1.0)
+    with pytest.raises(ValueError, match="not both"):
+        qb.charge(m, ts, rtol=1e-6, options=qb.ODEOptions())
