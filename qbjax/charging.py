@@ -60,7 +60,7 @@ from .expansions import expansion, prefer_chebyshev
 from .methods import NATIVE, SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
 from .observe import Request, prepare
-from .propagators import lindblad_trajectory, run, spectral_trajectory, stepped_run, stepped_terms
+from .propagators import jump_times, lindblad_trajectory, run, spectral_trajectory, stepped_run, stepped_terms
 from .representation.closed import (
     classical_view,
     spectral_decomposition,
@@ -201,7 +201,8 @@ def charge(
                              "observables=, initial_state= or save_states=; charge its spec() for those")
         return _checked(_native(model, native, ts, method, classical, switch, options), truncation_tol)
     spec = model.spec() if isinstance(model, AbstractBattery) else model
-    spec, req = prepare(spec, observables, initial_state, save_states, classical=classical)
+    spec, req = prepare(spec, observables, initial_state, save_states,
+                        classical=classical or as_method(method).key == "classical")
     if ts is None:
         if not isinstance(model, AbstractBattery):
             raise ValueError("ts is required when charging a bare Spec")
@@ -226,7 +227,7 @@ def charge(
         if resolved == "stepped":
             traj = stepped_run(spec, ts, req, stepped_terms(spec, ts))
             return _checked(_with_space(traj, spec), truncation_tol)
-        return _checked(_with_space(run(spec, ts, resolved, switch, options, req), spec), truncation_tol)
+        return _checked(_with_space(run(spec, ts, resolved, switch, options, req), spec, switch), truncation_tol)
     expanded = False
     if resolved == "spectral" and method == "auto" and prefer_chebyshev(spec, ts):
         resolved, expanded = "chebyshev", True  # Auto's cost model: expanding is cheaper than eigh here
@@ -243,7 +244,7 @@ def charge(
                           "using adaptive steps ('ode') instead", stacklevel=2)
         resolved = "ode"
     traj = run(spec, ts, resolved, switch, options)
-    return _checked(_with_space(traj, spec), truncation_tol)
+    return _checked(_with_space(traj, spec, switch), truncation_tol)
 
 
 def _target(options, rtol, atol):
@@ -260,9 +261,10 @@ def _target(options, rtol, atol):
     return ODEOptions(rtol=rtol, atol=atol)
 
 
-def _with_space(traj: Trajectory, spec: Spec) -> Trajectory:
-    """The trajectory with the spec's tensor factors recorded (for ``reduced_state`` and ``to_qutip``)."""
-    return dataclasses.replace(traj, dims=spec.dims, dof_names=spec.names)
+def _with_space(traj: Trajectory, spec: Spec, switch=None) -> Trajectory:
+    """The trajectory with the spec's tensor factors (for ``reduced_state`` and ``to_qutip``) and the times
+    where ``H`` jumps (for the grid-resolution test of ``max_power``) recorded."""
+    return dataclasses.replace(traj, dims=spec.dims, dof_names=spec.names, jump_times=jump_times(spec, switch))
 
 
 def check_grid(ts, name: str = "ts") -> None:

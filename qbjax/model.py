@@ -87,9 +87,11 @@ def hermiticity_problem(space, terms: tuple[Term, ...]) -> str | None:
     canonical form (factors grouped by dof, in the space's order; the order
     within a dof kept), and the coefficient of every product must be the
     complex conjugate of its adjoint's (``a^+ b`` needs ``b^+ a`` with the
-    conjugate coefficient; ``n``, ``x``, ``J_z`` need a real one), with equal
-    modulations.  Traced coefficients are checked by structure only (the
-    adjoint product is present, or the coefficient's dtype is real).
+    conjugate coefficient; ``n``, ``x``, ``J_z`` need a real one).  Modulated
+    terms and traced coefficients are checked by structure only (the adjoint
+    product is present among them, or the coefficient's dtype is real).
+    Operators not known by name, and Hermitian products that are Hermitian
+    only through an operator identity (``-i sx sy = sz``), are not judged.
     """
     dofs = dict(space)
     order = {name: i for i, (name, _) in enumerate(space)}
@@ -98,18 +100,20 @@ def hermiticity_problem(space, terms: tuple[Term, ...]) -> str | None:
     for t in terms:
         if any(d not in dofs for d, _ in t.factors):
             return None  # unknown dofs are reported by the caller
-        key = (_canonical(t.factors, order), id(t.modulation) if t.modulation is not None else None)
+        # modulated terms pair among modulated terms, checked by structure (a modulation is a function: two
+        # equal ones need not be the same object, for example after a pytree round trip)
+        key = (_canonical(t.factors, order, dofs), t.modulation is not None)
         total.setdefault(key, []).append(t)
         traced = traced or not is_concrete(t.coeff)
     for (factors, mod), group in total.items():
         adj = _adjoint(factors, dofs)
         if adj is None:
-            return None
+            continue  # an operator not known by name: nothing to say about this term
         partner = total.get((adj, mod))
         text = " ".join(f"{d}.{o}" for d, ops in factors for o in ops) or "identity"
         if partner is None:
             return f"the term {text!r} has no conjugate term (add its adjoint with the conjugate coefficient)"
-        if traced:
+        if traced or mod:
             if adj == factors and any(jnp.iscomplexobj(t.coeff) for t in group):
                 return f"the self-adjoint term {text!r} has a complex coefficient"
             continue
@@ -122,10 +126,10 @@ def hermiticity_problem(space, terms: tuple[Term, ...]) -> str | None:
     return None
 
 
-def _canonical(factors, order) -> tuple:
+def _canonical(factors, order, dofs) -> tuple:
     grouped: dict = {}
     for d, o in factors:
-        grouped.setdefault(d, []).append(o)
+        grouped.setdefault(d, []).append(dofs[d].canonical_name(o))
     return tuple((d, tuple(grouped[d])) for d in sorted(grouped, key=order.__getitem__))
 
 

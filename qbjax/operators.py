@@ -69,6 +69,10 @@ class Dof(abc.ABC):
         """The name of the adjoint of operator ``name`` (``None``: not known by name)."""
         return self.adjoints.get(name)
 
+    def canonical_name(self, name: str) -> str:
+        """One spelling per operator (``"1, 0"`` and ``"1,0"`` are one level operator)."""
+        return name
+
     def level_index(self, label) -> int:
         """Basis index of a physical label (Fock number, m, ...)."""
         index = int(label)
@@ -231,8 +235,18 @@ class Levels(Dof):
         return int(self.n)
 
     def adjoint_name(self, name: str) -> str | None:
-        parts = name.split(",")
-        return f"{parts[1]},{parts[0]}" if len(parts) == 2 else None
+        try:
+            k, l = (int(x) for x in name.split(","))
+        except ValueError:
+            return None
+        return f"{l},{k}"
+
+    def canonical_name(self, name: str) -> str:
+        try:
+            k, l = (int(x) for x in name.split(","))
+        except ValueError:
+            return name
+        return f"{k},{l}"
 
     def matrix(self, name: str) -> np.ndarray:
         try:

@@ -180,12 +180,19 @@ def superposition(*kets, weights=None):
     return psi / norm
 
 
-def ptrace(state, dims: Sequence[int], keep: Sequence[int]):
+def _is_ket(state, D: int, ket: bool | None) -> bool:
+    if ket is not None:
+        return bool(ket)
+    return not (state.ndim >= 2 and state.shape[-2] == D)
+
+
+def ptrace(state, dims: Sequence[int], keep: Sequence[int], ket: bool | None = None):
     """The reduced density matrix on subsystems ``keep`` (indices into ``dims``, kept in that order).
 
-    ``state``: a ket ``(..., D)`` or a density matrix ``(..., D, D)`` with
-    ``D = prod(dims)``; a ket is told apart from a density matrix by
-    ``shape[-2] == D``.  Leading axes (times, a batch) are kept.
+    ``state``: kets ``(..., D)`` or density matrices ``(..., D, D)`` with
+    ``D = prod(dims)``.  ``ket`` says which; ``None`` reads a trailing
+    ``(D, D)`` as density matrices (say ``ket=True`` for ``D`` kets of size
+    ``D``).  Leading axes (times, a batch) are kept.
     """
     dims = tuple(int(d) for d in dims)
     D = math.prod(dims)
@@ -196,7 +203,7 @@ def ptrace(state, dims: Sequence[int], keep: Sequence[int]):
     state = jnp.asarray(state)
     if state.shape[-1] != D:
         raise ValueError(f"state of size {state.shape[-1]} does not match dims {dims} (product {D})")
-    is_dm = state.ndim >= 2 and state.shape[-2] == D
+    is_dm = not _is_ket(state, D, ket)
     lead = state.shape[:-2] if is_dm else state.shape[:-1]
     L = len(lead)
     rest = [k for k in range(n) if k not in keep]
@@ -224,7 +231,8 @@ def reduced_state(traj, dofs):
     unknown = [d for d in dofs if d not in names]
     if unknown:
         raise ValueError(f"dofs {unknown} not in the trajectory's space {list(names)}")
-    return ptrace(traj.states, traj.dims, [names.index(d) for d in dofs])
+    # kets (T, D) or density matrices (T, D, D): the trajectory knows which, even when T == D
+    return ptrace(traj.states, traj.dims, [names.index(d) for d in dofs], ket=traj.states.ndim == 2)
 
 
 def _spectrum(rho):
@@ -244,7 +252,8 @@ def entropy(rho):
     pos = p > 1e-300
     safe = jnp.where(pos, p, 1.0)
     # >= 0 exactly: rounding (an eigenvalue 1 + 1e-16) must not give -1e-16
-    return jnp.maximum(-jnp.sum(jnp.where(pos, safe * jnp.log(safe), 0.0), axis=-1), 0.0)
+    value = -jnp.sum(jnp.where(pos, safe * jnp.log(safe), 0.0), axis=-1)
+    return jnp.where(value < 0, 0.0, value)
 
 
 def purity(rho):
@@ -253,22 +262,22 @@ def purity(rho):
     return jnp.real(jnp.sum(rho * jnp.swapaxes(rho, -1, -2), axis=(-2, -1)))
 
 
-def log_negativity(rho, dims: Sequence[int], part):
+def log_negativity(rho, dims: Sequence[int], part, ket: bool | None = None):
     """``ln || rho^{T_A} ||_1``: the logarithmic negativity across the cut ``part | rest``.
 
     ``dims``: the subsystem dimensions; ``part``: the index (or indices) of
     the subsystems transposed.  ``rho`` is a density matrix ``(..., D, D)``
-    (or a ket ``(..., D)``).  Natural log; 0 for a separable state, ``ln d``
+    (or kets ``(..., D)``; ``ket`` as for :func:`ptrace`).  Natural log; 0 for a separable state, ``ln d``
     for a maximally entangled pair of ``d``-level systems.
     """
     dims = tuple(int(d) for d in dims)
     D = math.prod(dims)
     part = [int(part)] if np.ndim(part) == 0 else [int(p) for p in part]
     n = len(dims)
-    if any(not 0 <= k < n for k in part):
-        raise ValueError(f"part must be subsystem indices in 0..{n - 1}, got {part}")
+    if any(not 0 <= k < n for k in part) or len(set(part)) != len(part):
+        raise ValueError(f"part must be distinct subsystem indices in 0..{n - 1}, got {part}")
     rho = jnp.asarray(rho)
-    if rho.ndim == 1 or rho.shape[-2] != D:
+    if _is_ket(rho, D, ket):
         rho = jnp.einsum("...i,...j->...ij", rho, jnp.conj(rho))
     if rho.shape[-1] != D:
         raise ValueError(f"state of size {rho.shape[-1]} does not match dims {dims} (product {D})")
@@ -281,5 +290,6 @@ def log_negativity(rho, dims: Sequence[int], part):
     t = jnp.transpose(t, perm).reshape(lead + (D, D))
     ev = _spectrum(t)
     # ||rho^T_A||_1 >= tr rho = 1: rounding must not make a separable state's value negative
-    return jnp.maximum(jnp.log(jnp.sum(jnp.abs(ev), axis=-1)), 0.0)
+    value = jnp.log(jnp.sum(jnp.abs(ev), axis=-1))
+    return jnp.where(value < 0, 0.0, value)
 

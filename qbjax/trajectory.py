@@ -63,6 +63,9 @@ class Trajectory(eqx.Module):
             Lindblad, rates up to :data:`FINAL_RATES_MAX` levels, the
             Chebyshev expansions when states were asked for); ``None`` for the
             others (classical flows, the families' own solvers).
+        jump_times: the times where ``H`` jumps (a switch's or a modulation's
+            ``times``), ``None`` when it does not; the grid-resolution test of
+            :func:`qbjax.max_power` does not hold a kink there against the grid.
         dims, dof_names: the spec's tensor factors (for :func:`qbjax.reduced_state`
             and :meth:`to_qutip`); ``()`` for the families' own solvers.
     """
@@ -81,6 +84,7 @@ class Trajectory(eqx.Module):
     expect: dict = eqx.field(default_factory=dict)
     states: Array | None = None
     final_state: Array | None = None
+    jump_times: Array | None = None
     dims: tuple[int, ...] = eqx.field(static=True, default=())
     dof_names: tuple[str, ...] = eqx.field(static=True, default=())
 

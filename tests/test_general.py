@@ -347,3 +347,44 @@ def test_per_dof_initial_states_in_the_spec_and_a_coherent_charger_classically()
     quantum = qb.charge(spec, TS, observables={"a": qb.term(1.0, "a.a")})
     classical = qb.charge(spec, TS, classical=True, observables={"a": qb.term(1.0, "a.a")})
     np.testing.assert_allclose(quantum.expect["a"], classical.expect["a"], atol=1e-8)
+
+
+def test_review_regressions_states_and_hermiticity():
+    import equinox as eqx
+
+    from qbjax.operators import Levels
+
+    # a coupling pair sharing one PiecewiseConstant stays Hermitian through pytree round trips
+    sys = cavity_qubit(6, g=0.4)
+    f = qb.PiecewiseConstant(jnp.array([0.0, 2.0]), jnp.array([1.0]))
+    spec = dataclasses.replace(sys.spec, coupling=(qb.term(0.4, "a.adag", "b.sm", modulation=f),
+                                                   qb.term(0.4, "a.a", "b.sp", modulation=f)))
+    psi = qb.tensor(qb.coherent(6, 0.5), qb.basis(2, 0))
+    ts = jnp.linspace(0.0, 3.0, 7)
+    e = eqx.filter_jit(lambda s: qb.charge(s, ts, initial_state=psi).energy)(spec)
+    assert np.all(np.isfinite(e))
+    # level operators in any spelling
+    qb.Spec(space=(("q", Levels(3)),), charger=(), battery=(qb.term(1.0, "q.1, 1"), qb.term(0.5, "q.0, 1"),
+                                                             qb.term(0.5, "q.1,0")),
+            coupling=(), battery_dofs=("q",), initial=(), classical_initial={})
+    # kets (T, D) with T == D are kets
+    m = qb.SpinBattery(2, 0.3)
+    tr = qb.charge(m.spec(), np.linspace(0, 3, 9), save_states=True)
+    assert tr.states.shape == (9, 9) and qb.reduced_state(tr, "b").shape == (9, 3, 3)
+    with pytest.raises(ValueError, match="distinct"):
+        qb.log_negativity(np.eye(4) / 4, (2, 2), [0, 0])
+    # the classical method value ignores a spec's quantum initial_states, as classical=True does
+    osc = qb.OscillatorBattery(2, 0.2)
+    s2 = dataclasses.replace(osc.spec(), initial_states={"a": qb.basis(3, 2)})
+    a = qb.charge(s2, ts, method=qb.methods.Hamilton()).energy
+    b = qb.charge(s2, ts, classical=True).energy
+    np.testing.assert_allclose(a, b, atol=1e-14)
+
+
+def test_grid_resolution_keeps_valid_runs_certified():
+    m = qb.DickeBattery(4, 0.5)
+    switched = qb.max_power(qb.charge(m, switch=qb.PiecewiseConstant(jnp.array([0.0, 0.6]), jnp.array([1.0]))))
+    assert bool(switched.certified)  # the switch-off kink at a grid node is not held against the grid
+    osc = qb.OscillatorBattery(4, 0.2)
+    ts = np.concatenate([[0.0], np.geomspace(1e-6, float(osc.default_t_max()), 2000)])
+    assert bool(qb.max_power(qb.charge(osc, ts)).certified)  # tiny steps: rounding is not a beat
