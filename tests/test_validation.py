@@ -104,3 +104,10 @@ def test_an_accuracy_target_reaches_the_adaptive_methods():
         qb.charge(m, ts, rtol=-1.0)
     with pytest.raises(ValueError, match="not both"):
         qb.charge(m, ts, rtol=1e-6, options=qb.ODEOptions())
+
+
+def test_a_steady_metric_on_a_closed_model_is_refused_before_work():
+    from qbjax.sweep import SweepError
+
+    with pytest.raises(SweepError, match="needs an open"):
+        qb.sweep(qb.DickeBattery, qb.product(g=[0.1, 0.2]), ["charging_time"], n=2, progress=False)

@@ -73,6 +73,12 @@ __all__ = [
 ]
 
 
+def _closed_metric_names():
+    from .metrics import METRICS
+
+    return [n for n in METRICS if not (n.startswith("steady_") or n == "charging_time")]
+
+
 def sweep(
     model,
     grid,
@@ -149,6 +155,13 @@ def sweep(
     groups, label, generic = _plan_groups(model, grid, model_kwargs)
     if generic and any(not user for _, _, user in metric_list):
         raise SweepError("a module that is not a battery model needs callable metrics fn(module) -> scalar")
+    steady = [n for n, _, user in metric_list if not user and (n.startswith("steady_") or n == "charging_time")]
+    if steady and not generic:
+        for _, _, gmodel in groups:
+            unit = gmodel.independent_units()[0]
+            if unit.native_method() is None and not unit.spec().dissipators:
+                raise SweepError(f"metric {steady[0]!r} needs an open (dissipative) model; {label!r} is closed. "
+                                 "Allowed metrics for it: " + ", ".join(n for n in _closed_metric_names()))
     mesh = Mesh(np.array(devices), ("batch",))
     budget = _default_budget(devices) if memory_budget is None else int(memory_budget)
     points = grid.points()
