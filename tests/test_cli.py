@@ -144,3 +144,9 @@ def test_negative_numbers_in_any_notation_are_values():
     code, out, err = run("charge", "heat-engine", "--n", "3", "--beta-omega", "-8e-1", "--json")
     assert code == 0, err
     assert json.loads(out)["params"]["beta_omega"] == -0.8
+
+
+def test_model_help_lists_defaults(capsys):
+    code = _exit_code("charge", "heat-engine", "--help")
+    text = capsys.readouterr().out
+    assert code == 0 and "--beta-omega" in text and "(default: -0.8)" in text

@@ -106,7 +106,8 @@ def build(model: str, params: dict):
 
 
 def base_parser(prog: str) -> Parser:
-    p = Parser(prog=prog, add_help=True, allow_abbrev=False)
+    # every --help lists each flag's default beside its range
+    p = Parser(prog=prog, add_help=True, allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
