@@ -8,8 +8,8 @@ The propagators in :mod:`qbjax.charging` read it through the helpers here:
 
 * :func:`operator_on` / :func:`state_on`: an observable or the initial state
   on a dense basis (the spec's symmetry block, or the full product space);
-* :func:`expect_kets` / :func:`expect_dms`: the expectation values of every
-  observable in one pass over saved states;
+* :func:`expect_kets`: the expectation values of every observable in one
+  pass over saved kets (density matrices: the Lindblad solver's own traces);
 * :func:`embed`: a state on a basis back on the full product space (the
   tensor order of the spec), which is how states leave ``charge``.
 
@@ -41,7 +41,7 @@ from . import representation as rep
 from .model import Spec, Term
 from .status import is_concrete
 
-__all__ = ["Request", "prepare", "operator_on", "state_on", "embed", "expect_kets", "expect_dms", "qobj_data"]
+__all__ = ["Request", "prepare", "operator_on", "state_on", "embed", "expect_kets", "qobj_data"]
 
 #: Relative tolerance of the checks of a concrete initial state (norm, trace, Hermiticity, positivity).
 STATE_TOL = 1e-8
@@ -281,11 +281,6 @@ def embed(x, b: rep.Basis, dm: bool = False):
     return jnp.zeros(x.shape[:-1] + (D,), x.dtype).at[..., idx].set(x)
 
 
-def expect_kets(req: Request, ops, psis):
+def expect_kets(ops, psis):
     """``<psi|O|psi>`` for every observable (dense matrices ``ops`` on the kets' basis) and saved ket ``(T, d)``."""
     return [jnp.einsum("ti,ij,tj->t", jnp.conj(psis), O, psis) for O in ops]
-
-
-def expect_dms(req: Request, ops, rhos):
-    """``tr(O rho)`` for every observable and saved density matrix ``(T, d, d)``."""
-    return [jnp.einsum("ij,tji->t", O, rhos) for O in ops]

@@ -65,7 +65,7 @@ def spectral_trajectory(spec: Spec, ts, eig=None, req: Request | None = None) ->
     expect, states = {}, None
     if req is not None and req.needs_states:
         psis = (c[None, :] * jnp.exp(-1j * jnp.outer(tau, w))) @ V.T  # (T, d): psi(t) = V phi(t)
-        expect = req.named(expect_kets(req, [operator_on(spec, op, b) for op in req.operators], psis))
+        expect = req.named(expect_kets([operator_on(spec, op, b) for op in req.operators], psis))
         states = embed(psis, b) if req.save_states else None
         final = psis[-1]
     else:
@@ -153,10 +153,9 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool, req: Re
     expect, states = {}, None
     if req is not None and req.needs_states:
         if matrix_free:
-            values = [jax.vmap(lambda p, O=_tensor_operator(spec, op): jnp.vdot(p.reshape(-1), O(p).reshape(-1)))(psis)
-                      for op in req.operators]
+            values = [jax.vmap(_tensor_expect(spec, op))(psis) for op in req.operators]
         else:
-            values = expect_kets(req, [operator_on(spec, op, b) for op in req.operators], flat)
+            values = expect_kets([operator_on(spec, op, b) for op in req.operators], flat)
         expect = req.named(values)
         if req.save_states:
             states = flat if matrix_free else embed(flat, b)
@@ -166,11 +165,14 @@ def _ode(spec: Spec, ts, switch, options: ODEOptions, matrix_free: bool, req: Re
                       expect=expect, states=states, final_state=final)
 
 
-def _tensor_operator(spec: Spec, op):
-    """An observable acting on state tensors of shape ``dims`` (matrix free for terms)."""
+def _tensor_expect(spec: Spec, op):
+    """``psi -> <psi|O|psi>`` on state tensors of shape ``dims`` (matrix free for terms)."""
     if isinstance(op, tuple):
-        return rep.MatrixFree(spec.space, op)
-    return lambda psi: (op @ psi.reshape(-1)).reshape(psi.shape)
+        apply = rep.MatrixFree(spec.space, op)
+    else:
+        def apply(psi):
+            return (op @ psi.reshape(-1)).reshape(psi.shape)
+    return lambda psi: jnp.vdot(psi.reshape(-1), apply(psi).reshape(-1))
 
 
 def _matmul(m):
@@ -375,12 +377,12 @@ def stepped_run(spec: Spec, ts, req: Request, terms: int) -> Trajectory:
     else:
         psi0 = jnp.zeros(spec.dims, jnp.complex128).at[spec.initial_indices()].set(1.0)
 
-    ops = [_tensor_operator(spec, op) for op in req.operators]
+    expects = [_tensor_expect(spec, op) for op in req.operators]
     top_of = tensor_top(spec)
 
     def observe(psi):
         E, dE, d2E, var = (m[0] for m in moments_from_states(apply_H, apply_B, psi[None]))
-        values = tuple(jnp.vdot(psi.reshape(-1), O(psi).reshape(-1)) for O in ops)
+        values = tuple(f(psi) for f in expects)
         return (E, dE, d2E, var, top_of(psi), values, psi.reshape(-1) if req.save_states else None)
 
     def step(psi, dt):
