@@ -20,8 +20,9 @@ from qbjax.models import ParameterError
 from qbjax.models.reservoirs import ReservoirBattery, charge_reservoirs, final_battery_energy
 
 
-def _qutip_reference(model: ReservoirBattery, ts):
-    """Energy densities from QuTiP mesolve on the same collective spins (test-only reference)."""
+def _qutip_reference(model: ReservoirBattery, ts, steady: bool = False):
+    """Energy densities from QuTiP mesolve on the same collective spins (test-only reference);
+    ``steady``: from QuTiP's ``steadystate`` instead (direct solve; unique with pumping)."""
     qutip = pytest.importorskip("qutip")
     sizes = model.sizes
     dims = [n + 1 for n in sizes]
@@ -49,6 +50,9 @@ def _qutip_reference(model: ReservoirBattery, ts):
     states = [qutip.basis(d, n - e) for d, n, e in zip(dims, sizes, excited)]
     psi0 = qutip.tensor(states)
     H = 0 * jz[0]
+    if steady:
+        rho = qutip.steadystate(H, c_ops)
+        return np.array([qutip.expect(z, rho) / n + 0.5 for z, n in zip(jz, sizes)])
     res = qutip.mesolve(H, psi0 * psi0.dag(), np.asarray(ts), c_ops=c_ops, e_ops=jz,
                         options={"atol": 1e-12, "rtol": 1e-10})
     return np.array([np.asarray(e) / n + 0.5 for e, n in zip(res.expect, sizes)])
@@ -118,6 +122,26 @@ def test_exact_matches_qutip_with_pump_and_temperature():
     got = np.vstack([np.asarray(tr.charger)[None], np.asarray(tr.batteries)])
     assert np.max(np.abs(got - ref)) < 1e-7
     assert tr.batteries[0, -1] > 0.1  # something happened
+
+
+def test_exact_long_window_stops_at_the_certified_stationary_state():
+    """A window 100x the relaxation: the exact solver proves the state stationary and stops (issue 18).
+
+    Every point agrees with integrating the whole window (under jit, where no stop is taken) to 1e-8,
+    the later points with QuTiP's steadystate to 1e-8; the stop lies well inside the window."""
+    model = ReservoirBattery(3, 2, 2, gamma_down=1.0, gamma_up=0.7, n_thermal=0.2)
+    ts = jnp.linspace(0.0, 200.0, 41)
+    tr = charge_reservoirs(model, ts, method="exact")
+    assert tr.stationary_from is not None and 0 < tr.stationary_from < 50
+    full = jax.jit(lambda t: charge_reservoirs(model, t, method="exact"))(ts)
+    got = np.vstack([np.asarray(tr.charger)[None], np.asarray(tr.batteries)])
+    ref = np.vstack([np.asarray(full.charger)[None], np.asarray(full.batteries)])
+    assert np.max(np.abs(got - ref)) < 1e-8
+    assert np.max(np.abs(got[:, -1] - _qutip_reference(model, ts, steady=True))) < 1e-8
+    # no pump and one shared reservoir: dark states make the stationary state depend on the start;
+    # nothing is certified and the whole window is integrated (the dark-state value is tested below)
+    dark = charge_reservoirs(ReservoirBattery(3, 2, 1, shared=True), jnp.linspace(0.0, 50.0, 11), method="exact")
+    assert dark.stationary_from is None
 
 
 def test_exact_refuses_too_large_and_individual_decay():

@@ -96,6 +96,8 @@ def charge_reservoirs_cli(argv) -> dict:
     }
     if method == "exact":
         out["exact_state_entries"] = model.exact_entries()
+        # the exact solver stops once the rest of the window is proved stationary (null: it integrated all)
+        out["stationary_from"] = traj.stationary_from
     if args.series:
         out["series"] = {"t": [float(x) for x in ts], "charger": [float(x) for x in traj.charger],
                          "batteries": [[float(x) for x in row] for row in traj.batteries]}

@@ -49,7 +49,7 @@ class _Step(NamedTuple):
 
 
 def integrate(term, solver, controller, y0, ts, *, args=None, fn=None, max_steps: int,
-              checkpoints: int, dt0=None, final: bool = False):
+              checkpoints: int, dt0=None, final: bool = False, span=None):
     """Integrate from ``ts[0]`` to ``ts[-1]`` and return ``(fn(y(ts)), status)``; with ``final``,
     ``(fn(y(ts)), y(ts[-1]), status)`` (the last state itself, at no cost: the loop ends there).
 
@@ -57,6 +57,11 @@ def integrate(term, solver, controller, y0, ts, *, args=None, fn=None, max_steps
     outputs); ``status`` also reports ``MAX_STEPS`` (the budget ran out before
     ``ts[-1]``) and ``NONFINITE`` (a failed step or a non-finite output).
     Nothing is raised inside the compiled program.
+
+    ``span=(t_a, t_b)`` (traced scalars, ``ts[0] <= t_a <= t_b``) integrates
+    ``y0`` from ``t_a`` to ``min(t_b, ts[-1])`` instead: the save times in
+    ``(t_a, t_b]`` are filled, the others hold ``fn(y0)`` or zeros (a piece
+    of a longer run, assembled by the caller).
     """
     fn = (lambda y: y) if fn is None else fn
     ts = jnp.asarray(ts)
@@ -64,6 +69,10 @@ def integrate(term, solver, controller, y0, ts, *, args=None, fn=None, max_steps
     T = ts.shape[0]
     t0, t1 = ts[0], ts[-1]
     grid_ok = jnp.all(ts[1:] >= ts[:-1]) if T > 1 else jnp.bool_(True)
+    if span is not None:
+        t0 = jnp.asarray(span[0], ts.dtype)
+        t1 = jnp.minimum(jnp.asarray(span[1], ts.dtype), t1)
+        grid_ok = grid_ok & (ts[0] <= t0) & (t0 <= t1)
     # A bad grid integrates over nothing (t1 := t0) and is flagged below.
     t1 = jnp.where(grid_ok, t1, t0)
 

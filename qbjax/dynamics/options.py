@@ -54,10 +54,11 @@ class ODEOptions(eqx.Module):
         size = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(state)) * max(loops, 1)
         return int(min(self.max_steps, max(16, CHECKPOINT_MEMORY // max(size, 1))))
 
-    def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None, final: bool = False):
+    def solve(self, vector_field, y0, ts, args=None, jump_ts=None, fn=None, final: bool = False, span=None):
         """Solve ``dy/dt = vector_field(t, y, args)`` from ``ts[0]``, saving ``fn(y)`` (or ``y``) at ``ts``.
 
-        With ``final``, returns ``(ys, y(ts[-1]), status)``.
+        With ``final``, returns ``(ys, y(ts[-1]), status)``.  ``span=(t_a, t_b)``
+        integrates one piece of the run (:func:`~qbjax.dynamics.integrate.integrate`).
 
         Returns ``(ys, status)``: ``status`` is a :mod:`qbjax.status` flag
         (``MAX_STEPS`` when the step budget ran out, ``NONFINITE`` for any
@@ -83,7 +84,7 @@ class ODEOptions(eqx.Module):
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, jump_ts=jump_ts)
         out = integrate(diffrax.ODETerm(vector_field), _SOLVERS[self.solver](), controller, y0, ts,
                         args=args, fn=fn, max_steps=self.max_steps,
-                        checkpoints=self.checkpoints_for(y0), dt0=self.dt0, final=final)
+                        checkpoints=self.checkpoints_for(y0), dt0=self.dt0, final=final, span=span)
         if final and pair:
             ys, y1, flags = out
             return ys, y1[0] + 1j * y1[1], flags
