@@ -192,6 +192,24 @@ def as_method(method: str | Method) -> Method:
                      f"got {method!r}")
 
 
+#: Largest Hilbert-space dimension ``d`` the Lindblad method takes: its state is a dense ``d x d`` matrix,
+#: every right-hand side a handful of dense ``d x d`` products, and its steady state a sparse LU with ``d^2``
+#: unknowns (at ``d = 1024``: 16 MiB per state, ~2e9 flops per product, 10^6 unknowns).
+LINDBLAD_MAX_DIM = 1024
+
+
+def _check_lindblad_size(spec: Spec) -> str:
+    """``"lindblad"``, after refusing (before any work) a dimension above :data:`LINDBLAD_MAX_DIM`."""
+    dim = rep.basis(spec).dim
+    if dim > LINDBLAD_MAX_DIM:
+        raise MemoryError(
+            f"method 'lindblad' evolves the dense {dim} x {dim} density matrix ({16 * dim * dim / 2**20:.0f} MiB "
+            f"per state, ~{8 * dim**3:.1e} flops per product; its steady state a sparse LU with {dim * dim:.2e} "
+            f"unknowns): the largest dimension is {LINDBLAD_MAX_DIM}.  Use a smaller model, or method 'rates' "
+            "when the state stays diagonal")
+    return "lindblad"
+
+
 def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) -> str:
     """The key of the method that runs (``"spectral"``, ``"ode"``, ...): :class:`Auto`'s choice, or ``method`` checked.
 
@@ -216,13 +234,13 @@ def resolve_method(spec: Spec, method: str | Method, classical: bool, switch) ->
         if method == "rates" and spec.time_dependent:
             raise ValueError("method='rates' needs time-independent rates; a modulated spec takes 'lindblad'")
         if method == "lindblad" or switch is not None or spec.time_dependent:
-            return "lindblad"
+            return _check_lindblad_size(spec)
         reason = not_diagonal_reason(spec)
         if reason is None:
             return "rates"
         if method == "rates":
             raise ValueError(f"method='rates' needs a state that stays diagonal: {reason}")
-        return "lindblad"
+        return _check_lindblad_size(spec)
     if spec.initial_populations:
         raise ValueError("a mixed initial state (initial_populations) needs dissipators (an open-system propagator)")
     timed = switch is not None or spec.time_dependent

@@ -56,8 +56,51 @@ def test_full_engine_model(capsys):
     (["--n", "6", "--g", "0.1"], "--n must be <= 3"),
     (["--grad", "n"], "--grad"),
     (["--effective"], "--effective"),
+    # issue 18, item 4: the edges of the open models (each refused within seconds, before any work)
+    (["--beta-omega=-1e6"], "--beta-omega must be in [-50, 50]"),
+    (["--beta-omega", "-1e6"], "--beta-omega must be in [-50, 50]"),
+    (["--env-beta-omega", "1e3"], "--env-beta-omega must be in [-50, 50]"),
+    (["--n", "3000", "--method", "lindblad"], "--n must be <= 1023 with --method lindblad"),
+    (["--n", "1e12"], "the largest n here is"),
+    (["--n", "1e30"], "--n must be an integer in [1, 2^53"),
 ])
 def test_bad_input_exits_2(capsys, args, needle):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("beta_omega", ["0.8", "0", "50"])
+def test_a_positive_temperature_discharges_to_the_thermal_state(capsys, beta_omega):
+    """beta omega0 >= 0 is computed, not refused (issue 18): the steady state is the thermal distribution
+    p_m ~ e^{-beta omega0 m} of the closed forms (continued to beta >= 0 by summing the distribution),
+    to 1e-9; the ergotropy is in [0, E]."""
+    code, out, err = run(capsys, "--n", "10", "--beta-omega", beta_omega)
+    assert code == 0, err
+    data = json.loads(out)
+    b = float(beta_omega)
+    cf = closed_form_steady(10, b)
+    assert abs(data["steady_energy_density"] - cf["energy_density"]) < 1e-9
+    assert abs(data["closed_form"]["steady_energy_density"] - cf["energy_density"]) < 1e-15
+    m = [k for k in range(11)]
+    w = [math.exp(-b * k) for k in m]
+    assert abs(cf["energy_density"] - sum(k * x for k, x in zip(m, w)) / sum(w) / 10) < 1e-14
+    assert -1e-12 <= data["steady_ergotropy"] <= data["steady_energy"] + 1e-12
+    assert data["charging_time"] > 0
+
+
+def test_closed_forms_agree_with_the_sums_they_replace():
+    """Above N = 10^6 the closed forms are used directly: at N = 10, 200 they equal the direct sums
+    to 1e-12 for beta omega0 = +-0.8, +-3, and mirror at beta omega0 > 0."""
+    import qbjax.models.heat_engine as he
+
+    for n in (10, 200):
+        for b in (-0.8, -3.0, 0.8, 3.0):
+            direct = closed_form_steady(n, b)
+            saved, he._DIRECT_SUMS = he._DIRECT_SUMS, 0
+            try:
+                formula = closed_form_steady(n, b)
+            finally:
+                he._DIRECT_SUMS = saved
+            for key, value in direct.items():
+                assert abs(value - formula[key]) < 1e-12 * max(1.0, abs(value)), (n, b, key)

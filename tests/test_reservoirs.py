@@ -257,10 +257,27 @@ def test_cli_keys_and_bad_input(capsys):
     assert len(out["series"]["t"]) == 32 and len(out["series"]["batteries"]) == 1
     for argv, name in ((["--n-charger", "0"], "--n-charger"), (["--n-battery", "2.5"], "--n-battery"),
                        (["--pump", "-1"], "--pump"), (["--n-charger", "1e7", "--method", "exact"], "GiB"),
-                       (["--bogus", "1"], "--bogus")):
+                       (["--bogus", "1"], "--bogus"),
+                       # issue 18, item 4: each refused within seconds, before any work
+                       (["--n-charger", "1e30"], "--n-charger must be an integer in [1, 2^53"),
+                       (["--n-charger", "1e7", "--n-battery", "100", "--batteries", "1000000"],
+                        "batteries must be <= 128"),
+                       (["--batteries", "200", "--method", "meanfield"], "batteries must be <= 128")):
         rc = main(["charge", "reservoirs", *argv, "--json"])
         err = capsys.readouterr().err
         assert rc == 2 and name in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_overwhelming_pump_pins_the_charger(capsys):
+    """--pump 1e12 (was a divergence traceback): the charger is held inverted (density 1 - O(1/pump)) and
+    the battery is Zeno-blocked (O(1/pump)); the stationary stop makes the long window cheap."""
+    import json
+
+    rc = main(["charge", "reservoirs", "--n-charger", "4", "--n-battery", "2", "--pump", "1e12", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["method"] == "exact" and out["stationary_from"] is not None
+    assert 1 - 1e-9 < out["charger_energy_density"] <= 1 + 1e-12
+    assert 0 <= out["battery_energy_density"][0] < 1e-9
 
 
 def test_minimal_pump_is_the_first_crossing_found_by_newton():

@@ -141,6 +141,8 @@ def count(name, minimum):
         v = number(int, name)(text)
         if v < minimum:
             raise UsageError(f"--{name} must be an integer >= {minimum}, got {text!r}")
+        if v > 2**53:  # qbjax.models._common.MAX_SIZE (not imported: the CLI parses before jax loads)
+            raise UsageError(f"--{name} must be an integer in [{minimum}, 2^53 = {2**53}], got {text!r}")
         return v
 
     return parse

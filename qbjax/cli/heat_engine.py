@@ -12,7 +12,11 @@ from __future__ import annotations
 import math
 
 from ..methods import OPEN_NAMES
-from .common import UsageError, base_parser, count, interval, nonnegative, number, positive
+from .common import UsageError, base_parser, count, interval, nonnegative, positive
+
+#: ``|beta omega0|`` allowed (:data:`qbjax.models.heat_engine.BETA_OMEGA_MAX`; not imported: the CLI starts
+#: without jax).
+BETA_OMEGA_MAX = 50.0
 
 ENGINE_FLAGS = ("omega_h", "beta_h", "beta_c", "gamma_h", "gamma_c", "g")
 #: Largest N of the full engine model (dimension 3^N (N + 1) collective, 6^N individual).
@@ -22,14 +26,14 @@ FULL_MAX_N = 3
 def charge_heat_engine(argv) -> dict:
     p = base_parser("qbjax charge heat-engine")
     p.add_argument("--n", type=count("n", 1), default=10, help="number of batteries N (= engines)")
-    p.add_argument("--beta-omega", type=number(float, "beta-omega"), default=-0.8,
-                   help="beta_e omega0 of the effective bath (negative: charging)")
+    p.add_argument("--beta-omega", type=interval("beta-omega", -BETA_OMEGA_MAX, BETA_OMEGA_MAX), default=-0.8,
+                   help="beta_e omega0 of the effective bath (negative: charging; >= 0: a positive temperature)")
     p.add_argument("--rate", type=positive("rate"), default=0.1, help="effective rate Gamma_e")
     p.add_argument("--omega0", type=positive("omega0"), default=1.0, help="battery splitting")
     p.add_argument("--protocol", choices=["collective", "individual"], default="collective")
     p.add_argument("--eps", type=interval("eps", 0.0, 1.0, closed=(False, False)), default=1e-3, help="deficit of Eq. 17, in (0, 1)")
     p.add_argument("--env-rate", type=nonnegative("env-rate"), default=0.0, help="environmental rate Gamma")
-    p.add_argument("--env-beta-omega", type=number(float, "env-beta-omega"), default=None,
+    p.add_argument("--env-beta-omega", type=interval("env-beta-omega", -BETA_OMEGA_MAX, BETA_OMEGA_MAX), default=None,
                    help="environment beta omega0 (default: zero temperature)")
     for name, helptext in (("omega-h", "engine level |2> energy"), ("beta-h", "hot-bath inverse temperature"),
                            ("beta-c", "cold-bath inverse temperature"), ("gamma-h", "hot-bath rate Gamma_h"),
@@ -77,6 +81,13 @@ def charge_heat_engine(argv) -> dict:
                                       args.env_rate, args.env_beta_omega)
     except ParameterError as e:
         raise UsageError(str(e)) from None
+    if args.method == "lindblad" and not full and args.protocol == "collective":
+        from ..methods import LINDBLAD_MAX_DIM
+
+        if args.n + 1 > LINDBLAD_MAX_DIM:
+            raise UsageError(f"--n must be <= {LINDBLAD_MAX_DIM - 1} with --method lindblad (a dense "
+                             f"{args.n + 1} x {args.n + 1} density matrix); got {args.n}. The default method "
+                             "(rates) takes any --n")
     if full and (args.env_rate or args.env_beta_omega is not None):
         raise UsageError("--env-rate/--env-beta-omega apply to the effective model only")
     leaves = ([k for k in ENGINE_FLAGS] + ["omega0", "omega_h"] if full and not args.effective

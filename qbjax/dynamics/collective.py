@@ -63,8 +63,11 @@ def _order(sizes):
 
 
 def state_size(sizes) -> int:
-    """Entries of the neutral-sector tensor ``R``."""
+    """Entries of the neutral-sector tensor ``R`` (saturating at ``2^63``: a size check, never a huge integer)."""
     order = _order(sizes)
+    logs = math.log(sizes[order[0]] + 1) + 2 * sum(math.log(sizes[e] + 1) for e in order[1:])
+    if logs > 63 * math.log(2):
+        return 2**63
     return (sizes[order[0]] + 1) * math.prod((sizes[e] + 1) ** 2 for e in order[1:])
 
 

@@ -13,12 +13,19 @@ class ParameterError(ValueError):
     """Bad input: names the parameter and the allowed range."""
 
 
+#: The largest size any count may take: ``2^53``, the last integer float64 holds exactly (the mean-field
+#: equations take ensembles of any size as numbers; every state-based method has a far smaller limit).
+MAX_SIZE = 2**53
+
+
 def check_size(name: str, value, minimum: int = 1) -> int:
-    """An integer size ``>= minimum`` (static)."""
+    """An integer size in ``[minimum, MAX_SIZE]`` (static)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
         raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if not float(value).is_integer() or value < minimum:
+    if not math.isfinite(float(value)) or not float(value).is_integer() or value < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > MAX_SIZE:
+        raise ParameterError(f"{name} must be an integer in [{minimum}, 2^53 = {MAX_SIZE}], got {value!r}")
     return int(value)
 
 
@@ -55,7 +62,10 @@ def check_real(name: str, value, *, minimum=None, strict=False, maximum=None):
     for v in values:
         if not math.isfinite(v):
             raise ParameterError(f"{name} must be finite, got {v!r}")
-        if minimum is not None and (v < minimum or (strict and v == minimum)):
+        low = minimum is not None and (v < minimum or (strict and v == minimum))
+        if (low or (maximum is not None and v > maximum)) and minimum is not None and maximum is not None:
+            raise ParameterError(f"{name} must be in {'(' if strict else '['}{minimum}, {maximum}], got {v!r}")
+        if low:
             op = ">" if strict else ">="
             raise ParameterError(f"{name} must be {op} {minimum}, got {v!r}")
         if maximum is not None and v > maximum:

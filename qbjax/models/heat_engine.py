@@ -77,12 +77,21 @@ def _battery_terms(n: int, omega0, protocol: str):
     return space, battery, (), levels, deg
 
 
+#: Largest ``|beta omega0|`` of the effective bath (and of the environment).
+BETA_OMEGA_MAX = 50.0
+
+
 class HeatEngineBattery(AbstractBattery):
     """``N`` two-level batteries under the effective master equation (seed 001, Eq. 8).
 
     Arguments:
         n: number of batteries ``N`` (static).
-        beta_omega: ``beta_e omega0`` (negative: population inversion, charging).
+        beta_omega: ``beta_e omega0`` in ``[-50, 50]`` (:data:`BETA_OMEGA_MAX`;
+            negative: population inversion, charging; ``>= 0``: a positive
+            temperature, which discharges a charged battery and leaves an
+            empty one at its thermal energy).  Beyond 50 the up and down
+            rates differ by more than ``e^50 ~ 5e21`` and the slow one is
+            below double precision's resolution of the fast one.
         rate: ``Gamma_e`` (same units as ``omega0``; the paper's ``Gamma_e/omega0``
             when ``omega0 = 1``).
         omega0: battery splitting.
@@ -107,11 +116,12 @@ class HeatEngineBattery(AbstractBattery):
         self.n = check_size("n", n)
         if protocol == "collective":
             check_state_size("heat-engine battery", "n", self.n, lambda k: k + 1)
-        self.beta_omega = check_real("beta_omega", beta_omega)
+        self.beta_omega = check_real("beta_omega", beta_omega, minimum=-BETA_OMEGA_MAX, maximum=BETA_OMEGA_MAX)
         self.rate = check_real("rate", rate, minimum=0.0, strict=True)
         self.omega0 = check_real("omega0", omega0, minimum=0.0, strict=True)
         self.env_rate = check_real("env_rate", env_rate, minimum=0.0)
-        self.env_beta_omega = None if env_beta_omega is None else check_real("env_beta_omega", env_beta_omega)
+        self.env_beta_omega = None if env_beta_omega is None else check_real(
+            "env_beta_omega", env_beta_omega, minimum=-BETA_OMEGA_MAX, maximum=BETA_OMEGA_MAX)
         self.protocol = _protocol(protocol)
 
     @property
@@ -318,12 +328,46 @@ def closed_form_steady(n: int, beta_omega: float, omega0: float = 1.0) -> dict:
       unitaries inside the symmetric sector, ``2E - N omega0`` (the passive
       state there puts ``p_{N-k}`` on ``k`` excitations).
 
-    Valid for ``beta_e omega0 < 0`` (the charging regime); ``y^{N+1}`` is
-    evaluated as ``exp((N+1) beta_e omega0)``, so any ``N`` works.
+    The formulas are those of ``beta_e omega0 < 0`` (the charging regime);
+    ``y^{N+1}`` is evaluated as ``exp((N+1) beta_e omega0)``, so any ``N``
+    works.  A positive temperature (``beta_e omega0 > 0``) is the mirror
+    image ``m -> N - m`` of ``-beta_e omega0``: the energy is ``N omega0``
+    minus the mirror's, the fluctuation is the mirror's, the full-space
+    passive energy is ``omega0 (1 - p_max)`` as before, and the state is
+    passive inside the symmetric sector (``ergotropy_symmetric = 0``).
+    ``beta_e omega0 = 0`` is the uniform distribution on ``m = 0..N``
+    (``fluctuation_eq15``, a large-``N`` form that diverges there, is ``None``).
+    Up to ``N = 10^6`` the values are sums over the distribution itself (the
+    closed forms cancel catastrophically as ``beta_e omega0 -> 0``); the
+    closed forms are tested against those sums.
     """
     b = float(beta_omega)
-    if not b < 0:
-        raise ValueError(f"closed forms are given for beta_omega < 0 (charging), got {b!r}")
+    if not math.isfinite(b):
+        raise ValueError(f"beta_omega must be finite, got {b!r}")
+    eq15 = None if b == 0 else omega0 / math.sinh(abs(b) / 2) / (2 * (1 - math.exp(-abs(b) * (n + 1))))
+    if n <= _DIRECT_SUMS:
+        # the distribution itself, p_m ~ e^{-b m} (exact at any b, no cancellation near b = 0)
+        m = np.arange(n + 1, dtype=np.float64)
+        logw = -b * m
+        p = np.exp(logw - logw.max())
+        p /= p.sum()
+        mean = float(p @ m)
+        energy = omega0 * mean
+        var = float(p @ (m - mean) ** 2)
+        ordered = np.sort(p)[::-1]
+        return {"energy": energy, "energy_density": mean / n, "fluctuation": omega0 * math.sqrt(var),
+                "fluctuation_eq15": eq15, "ergotropy": energy - omega0 * (1 - float(p.max())),
+                "ergotropy_symmetric": max(energy - omega0 * float(ordered @ m), 0.0)}
+    if b == 0:  # uniform on m = 0..N
+        energy = n * omega0 / 2
+        return {"energy": energy, "energy_density": 0.5, "fluctuation": omega0 * math.sqrt(n * (n + 2) / 12),
+                "fluctuation_eq15": None, "ergotropy": energy - omega0 * n / (n + 1), "ergotropy_symmetric": 0.0}
+    if b > 0:
+        m = closed_form_steady(n, -b, omega0)
+        energy = n * omega0 - m["energy"]
+        passive = m["energy"] - m["ergotropy"]  # omega0 (1 - p_max): p_max is p_0 here, the mirror's p_N
+        return {"energy": energy, "energy_density": energy / (n * omega0), "fluctuation": m["fluctuation"],
+                "fluctuation_eq15": eq15, "ergotropy": energy - passive, "ergotropy_symmetric": 0.0}
     y = math.exp(b)
     yN = math.exp(b * n)
     yN1 = math.exp(b * (n + 1))
@@ -335,10 +379,14 @@ def closed_form_steady(n: int, beta_omega: float, omega0: float = 1.0) -> dict:
         "energy": energy,
         "energy_density": energy / (n * omega0),
         "fluctuation": omega0 * math.sqrt(max(var, 0.0)),
-        "fluctuation_eq15": omega0 / math.sinh(-b / 2) / (2 * (1 - yN1)),
+        "fluctuation_eq15": eq15,
         "ergotropy": energy - passive,
         "ergotropy_symmetric": 2 * energy - n * omega0,
     }
+
+
+#: Up to this ``N`` :func:`closed_form_steady` sums the distribution directly (exact at every ``beta``).
+_DIRECT_SUMS = 10**6
 
 
 def cascade_time(n: int, beta_omega: float, rate: float) -> float:

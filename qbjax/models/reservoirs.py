@@ -63,12 +63,14 @@ from ..status import check
 from ._common import ParameterError, check_real, check_size
 
 __all__ = ["ReservoirBattery", "ReservoirTrajectory", "charge_reservoirs", "final_battery_energy",
-           "minimal_pump", "METHODS", "AUTO_EXACT_ENTRIES",
+           "minimal_pump", "METHODS", "AUTO_EXACT_ENTRIES", "MEANFIELD_MAX_BATTERIES",
            "reservoir_trajectory", "plateau_density"]
 
 METHODS = ("auto", "exact", "meanfield", "lindblad")
 #: ``method="auto"`` solves exactly up to this many entries of the neutral-sector state (a few seconds here).
 AUTO_EXACT_ENTRIES = 200_000
+#: Most batteries the mean field takes (``(m+1)(m+3)`` moment equations, derived symbolically and compiled).
+MEANFIELD_MAX_BATTERIES = 128
 
 
 def _count(name, value, minimum, maximum=None):
@@ -291,10 +293,14 @@ def resolve_method(model: ReservoirBattery, method: str = "auto") -> str:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     individual = bool(model.individual_rates())
     if method == "auto":
-        return "exact" if model.exact_entries() <= AUTO_EXACT_ENTRIES and not individual else "meanfield"
+        method = "exact" if model.exact_entries() <= AUTO_EXACT_ENTRIES and not individual else "meanfield"
     if method in ("exact", "lindblad") and individual:
         raise ParameterError("gamma_individual > 0 leaves the permutation-symmetric sector: use method "
                              "'meanfield' (or ReservoirBattery.qubit_spec() for <= 10 spins)")
+    if method == "meanfield" and model.batteries > MEANFIELD_MAX_BATTERIES:
+        raise ParameterError(f"batteries must be <= {MEANFIELD_MAX_BATTERIES} for the mean field (its (m+1)(m+3) "
+                             f"= {(model.batteries + 1) * (model.batteries + 3):.3g} moment equations are derived "
+                             f"and compiled; m = 128 takes ~15 s here), got {model.batteries}")
     return method
 
 
