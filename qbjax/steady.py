@@ -41,7 +41,7 @@ from .metrics import hermite5, passive_energy_of_spectrum
 from .model import AbstractBattery, Spec
 from .representation.open import dense_lindblad
 from .representation.rates import rate_generator
-from .status import NONFINITE, NOT_REACHED, UNPHYSICAL, check, flag, merge, settle
+from .status import NONFINITE, NOT_REACHED, UNPHYSICAL, SolverError, check, flag, is_concrete, merge, settle
 from .trajectory import Trajectory
 
 __all__ = ["steady_state", "steady_figures", "charging_time", "charging_time_status", "open_charging", "OpenCharging",
@@ -212,7 +212,8 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
         sector = passive_energy_of_spectrum(pb, jnp.sort(eb.reshape(-1)))
         physical = sector if spec.battery_levels is None else passive_energy_of_spectrum(
             pb, spec.battery_levels, spec.battery_degeneracies)
-        return SteadyFigures(energy, variance, energy - physical, energy - sector, flags, how)
+        return _checked(SteadyFigures(energy, variance, energy - physical, energy - sector, flags, how),
+                        jnp.min(eb), jnp.max(eb), "rates")
     from .metrics import ergotropy
     from .states import battery_hamiltonian
 
@@ -229,7 +230,69 @@ def steady_figures(model: AbstractBattery | Spec, *, method: str = "auto") -> St
     sector = ergotropy(rho_b, hb)
     physical = sector if spec.battery_levels is None else ergotropy(
         rho_b, hb, levels=spec.battery_levels, degeneracies=spec.battery_degeneracies)
-    return SteadyFigures(energy, variance, physical, sector, flags, how)
+    spectrum = eigvalsh(hb)
+    return _checked(SteadyFigures(energy, variance, physical, sector, flags, how), spectrum[0], spectrum[-1],
+                    "lindblad")
+
+
+def figure_problems(values: dict, low, high) -> list[str]:
+    """What is outside its physical range among the figures ``values`` of a battery with ``H_B`` in
+    ``[low, high]`` (concrete numbers; ``[]`` when all is well).
+
+    ``energy`` in ``[low, high]``; ``variance`` in ``[0, (high - low)^2 / 4]``
+    (Popoviciu); ``ergotropy`` / ``ergotropy_sector`` in ``[0, energy - low]``;
+    ``charging_time``, given as ``(tau, t_first, t_last)``, in the grid's
+    ``[t_first, t_last]``.  Every value must be finite.  Tolerance: ``1e-8 (high - low)`` on
+    energies (``1e-8 (high - low)^2`` on the variance), the accuracy of the
+    steady solves.
+    """
+    low, high = float(low), float(high)
+    span = max(high - low, 1e-300)
+    tol = 1e-8 * span
+    problems = []
+    energy = values.get("energy")
+    ranges = {"energy": (low, high, tol), "variance": (0.0, span**2 / 4, 1e-8 * span**2)}
+    if energy is not None and math.isfinite(float(energy)):
+        for name in ("ergotropy", "ergotropy_sector"):
+            ranges[name] = (0.0, max(float(energy) - low, 0.0), tol)
+    for name, value in values.items():
+        if name == "charging_time":
+            value, lo, hi = value
+            rng = (float(lo), float(hi), 1e-12 * max(abs(float(hi)), 1.0))
+        else:
+            rng = ranges.get(name)
+        v = float(value)
+        if not math.isfinite(v):
+            problems.append(f"{name} = {v} is not finite")
+        elif rng is not None and not (rng[0] - rng[2] <= v <= rng[1] + rng[2]):
+            problems.append(f"{name} = {v:.10g} is outside its physical range [{rng[0]:.10g}, {rng[1]:.10g}]")
+    return problems
+
+
+def _checked(fig: SteadyFigures, low, high, method: str) -> SteadyFigures:
+    """``fig`` after the physical-range check: raised on the host when concrete, else ``UNPHYSICAL`` in status."""
+    values = {"energy": fig.energy, "variance": fig.variance, "ergotropy": fig.ergotropy,
+              "ergotropy_sector": fig.ergotropy_sector}
+    if all(is_concrete(v) for v in (*values.values(), low, high)):
+        problems = figure_problems(values, low, high)
+        if problems:
+            raise SolverError(f"steady_figures (method {method!r}): " + "; ".join(problems) +
+                              f" (the stationary state was the {fig.how})", UNPHYSICAL)
+        return fig
+    span = high - low
+    tol = 1e-8 * span
+    bad = ~((fig.energy >= low - tol) & (fig.energy <= high + tol) & (fig.variance >= -tol * span)
+            & (fig.variance <= span**2 / 4 + tol * span) & (fig.ergotropy >= -tol) & (fig.ergotropy_sector >= -tol)
+            & (fig.ergotropy <= fig.energy - low + tol) & (fig.ergotropy_sector <= fig.energy - low + tol))
+    return eqx.tree_at(lambda f: f.status, fig, merge(fig.status, flag(bad, UNPHYSICAL)))
+
+
+def _energy_range(spec: Spec) -> tuple[float, float]:
+    """``(min, max)`` of the spectrum of ``H_B`` (dense, on the battery dofs)."""
+    from .states import battery_hamiltonian
+
+    w = np.linalg.eigvalsh(np.asarray(battery_hamiltonian(spec)))
+    return float(w[0]), float(w[-1])
 
 
 def _battery_energies(spec: Spec):
@@ -356,6 +419,18 @@ def open_charging(model: AbstractBattery, *, eps: float = 1e-3, t_max=None, num_
     tau, tau_flags = charging_time_status(traj, fig.energy, eps)
     flags = merge(fig.status, traj.status, tau_flags)
     check(flags, "open_charging")
+    if is_concrete(tau) and is_concrete(traj.energy):
+        e = _battery_energies(unit.spec()) if not traj.method == "lindblad" else None
+        low, high = (float(jnp.min(e)), float(jnp.max(e))) if e is not None else _energy_range(unit.spec())
+        problems = figure_problems({"charging_time": (tau, traj.ts[0], traj.ts[-1])}, low, high)
+        energies = np.asarray(traj.energy)
+        if not np.all(np.isfinite(energies)):
+            problems.append("the energy E(t) is not finite")
+        elif energies.min() < low - 1e-8 * (high - low) or energies.max() > high + 1e-8 * (high - low):
+            problems.append(f"the energy E(t) leaves the spectrum of H_B [{low:.10g}, {high:.10g}] "
+                            f"(range {energies.min():.10g} .. {energies.max():.10g})")
+        if problems:
+            raise SolverError(f"open_charging (method {traj.method!r}): " + "; ".join(problems), UNPHYSICAL)
     steady = SteadyFigures(fig.energy * copies, fig.variance * copies, fig.ergotropy * copies,
                            fig.ergotropy_sector * copies, fig.status, fig.how)
     omega0 = getattr(model, "omega0", 1.0)

@@ -95,3 +95,29 @@ def test_bad_rates_and_populations_are_refused_before_any_work():
             Spec(**{**{k: getattr(spec, k) for k in ("space", "charger", "battery", "coupling", "battery_dofs",
                                                        "classical_initial", "initial", "dissipators")},
                     "initial_populations": {"b": np.array(bad)}})
+
+
+def test_figures_outside_their_physical_range_are_errors_naming_quantity_and_method(monkeypatch):
+    """Never a number out of range (issue 18, item 3): a stationary state that came out wrong (injected
+    here: populations that are not a state) is an error naming the quantity and the method."""
+    import jax.numpy as jnp
+
+    import qbjax.steady as st
+    from qbjax.status import SolverError
+
+    assert st.figure_problems({"energy": 0.5, "variance": 0.1, "ergotropy": 0.2}, 0.0, 1.0) == []
+    problems = st.figure_problems({"energy": 6.25, "variance": -1.0, "ergotropy": float("nan"),
+                                   "charging_time": (12.0, 0.0, 10.0)}, 0.0, 1.0)
+    assert len(problems) == 4 and "energy = 6.25 is outside its physical range [0, 1]" in problems[0]
+    assert "variance" in problems[1] and "not finite" in problems[2] and "charging_time" in problems[3]
+
+    spec = _thermal_qubits_and_an_untouched_battery()
+    real = st._steady_state
+
+    def wrong(spec, method):
+        kind, p, flags, how = real(spec, method)
+        return kind, p * jnp.where(jnp.arange(p.size).reshape(p.shape) == p.size - 1, 6.25, 1.0), flags, how
+
+    monkeypatch.setattr(st, "_steady_state", wrong)
+    with pytest.raises(SolverError, match=r"steady_figures \(method 'rates'\): energy = .* outside its physical"):
+        steady_figures(spec)
