@@ -104,12 +104,15 @@ def _lindblad_steady(spec: Spec):
         if projected is not None:
             rho = jnp.asarray(projected[0].reshape(d, d))
             how = (f"projection of rho_0 onto the {projected[1]}-dimensional stationary space "
-                   "(right and left null spaces of the Liouvillian)")
+                   "(right and left null spaces of the Liouvillian by "
+                   + ("SVD)" if d * d <= PROJECTION_MAX else "shift-invert Arnoldi)"))
         else:
             M = Lv.at[0].set(jnp.eye(d).reshape(-1))  # replace one equation by tr(rho) = 1
             rho = solve(M, jnp.zeros(d * d, jnp.complex128).at[0].set(1.0)).reshape(d, d)
-            how = ("null vector of the dense Liouvillian with tr rho = 1 (" + ("unique: checked by SVD)"
-                   if not traced and d * d <= PROJECTION_MAX else "a unique stationary state assumed, checked)"))
+            how = ("null vector of the dense Liouvillian with tr rho = 1 (" + (
+                "unique: checked by SVD)" if d * d <= PROJECTION_MAX else
+                "unique: checked by shift-invert Arnoldi)") if not traced else
+                "a unique stationary state assumed, checked)")
     else:
         if traced:
             raise ValueError(f"steady state of a {d}-dimensional Lindblad problem is found by sparse LU, "
@@ -121,12 +124,19 @@ def _lindblad_steady(spec: Spec):
             Ln = sp.csr_matrix(np.asarray(L))
             LdL = (Ln.conj().T @ Ln).tocsr()
             Lv = Lv + float(rate) * (sp.kron(Ln, Ln.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T))
-        Lv = Lv.tolil()
-        Lv[0, :] = np.eye(d).reshape(1, -1)
-        rhs = np.zeros(d * d, complex)
-        rhs[0] = 1.0
-        rho = jnp.asarray(spla.spsolve(Lv.tocsc(), rhs).reshape(d, d))
-        how = "null vector of the sparse Liouvillian by LU with tr rho = 1 (a unique stationary state assumed, checked)"
+        projected = _stationary_projection(Lv, np.asarray(ops.rho0))
+        if projected is not None:
+            rho = jnp.asarray(projected[0].reshape(d, d))
+            how = (f"projection of rho_0 onto the {projected[1]}-dimensional stationary space "
+                   "(right and left null spaces of the sparse Liouvillian by shift-invert Arnoldi)")
+        else:
+            Lv = Lv.tolil()
+            Lv[0, :] = np.eye(d).reshape(1, -1)
+            rhs = np.zeros(d * d, complex)
+            rhs[0] = 1.0
+            rho = jnp.asarray(spla.spsolve(Lv.tocsc(), rhs).reshape(d, d))
+            how = ("null vector of the sparse Liouvillian by LU with tr rho = 1 (unique: checked by shift-invert "
+                   "Arnoldi)")
     rho = 0.5 * (rho + rho.conj().T)
     return _embed_density(b, rho), how
 
@@ -136,7 +146,7 @@ def _lindblad_steady(spec: Spec):
 PROJECTION_MAX = 1024
 
 
-def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray):
+def _stationary_projection(Lv, rho0: np.ndarray):
     """``(vec(rho_inf), k)`` with ``vec(rho_inf) = P_0 vec(rho_0)`` when the stationary space has dimension
     ``k > 1``, else ``None``.
 
@@ -147,18 +157,54 @@ def _stationary_projection(Lv: np.ndarray, rho0: np.ndarray):
     ``lim exp(Lt) rho_0`` (the time average, when purely imaginary
     eigenvalues keep coherences oscillating): the stationary state reached
     from ``rho_0``, as QuTiP's propagator defines it.
+
+    Up to :data:`PROJECTION_MAX` unknowns the null spaces come from an SVD of
+    the dense matrix; above it from the eigenvalues nearest zero of ``L`` and
+    ``L^+`` by shift-invert Arnoldi (ARPACK, :data:`NULL_SEARCH` of them, one
+    sparse LU each).  A null space as large as the search, or eigenvalues
+    between the null tolerance and ``1e3`` times it (no clear gap), is
+    refused: the stationary state would not be resolved.
     """
     n = Lv.shape[0]
-    if n > PROJECTION_MAX:
-        return None
-    U, S, Vh = np.linalg.svd(Lv)
-    tol = max(S[0], 1.0) * n * np.finfo(float).eps * 100
-    k = int(np.sum(S <= tol))
-    if k <= 1:
-        return None
-    R = Vh[-k:].conj().T
-    Lh = U[:, -k:]
+    if n <= PROJECTION_MAX:
+        U, S, Vh = np.linalg.svd(np.asarray(Lv))
+        tol = max(S[0], 1.0) * n * np.finfo(float).eps * 100
+        k = int(np.sum(S <= tol))
+        if k <= 1:
+            return None
+        R = Vh[-k:].conj().T
+        Lh = U[:, -k:]
+    else:
+        A = sp.csc_matrix(Lv)
+        scale = max(float(abs(A).sum(axis=0).max()), 1.0)
+        tol = 1e-9 * scale
+        ask = min(NULL_SEARCH, n - 2)
+
+        def null(M):
+            vals, vecs = spla.eigs(M, k=ask, sigma=-1e-7 * scale, which="LM", tol=1e-13)
+            size = np.abs(vals)
+            k = int(np.sum(size <= tol))
+            if k == ask or np.any((size > tol) & (size < 1e3 * tol)):
+                raise ValueError(
+                    f"the stationary space of this {n}-unknown Liouvillian is not resolved: {k} of the "
+                    f"{ask} eigenvalues nearest 0 are below {tol:.1e} and the next are not clearly apart "
+                    f"({np.sort(size)[:k + 2]}); the stationary state reached from the initial state cannot "
+                    "be determined reliably (integrate to a long time instead)")
+            return vecs[:, size <= tol], k
+
+        R, k = null(A)
+        if k <= 1:
+            return None
+        Lh, k_left = null(A.conj().T.tocsc())
+        if k_left != k:
+            raise ValueError(f"the right ({k}) and left ({k_left}) null spaces of the Liouvillian differ in "
+                             "dimension: the stationary state is not resolved")
     return R @ np.linalg.solve(Lh.conj().T @ R, Lh.conj().T @ rho0.reshape(-1)), k
+
+
+#: Eigenvalues nearest zero that the sparse null-space search computes (the largest stationary space it resolves
+#: is one less).
+NULL_SEARCH = 12
 
 
 def _embed_density(b, rho):

@@ -483,9 +483,9 @@ def test_no_truncation_warning_below_the_tolerance():
 
 
 @pytest.mark.parametrize("make,needle", [
-    (lambda: QubitUnits(q=1.5), "q must be <= 1"),
-    (lambda: QubitUnits(q=-0.1), "q must be >= 0"),
-    (lambda: QubitUnits(coherence=1.2), "coherence must be <= 1"),
+    (lambda: QubitUnits(q=1.5), r"q must be in \[0.0, 1.0\]"),
+    (lambda: QubitUnits(q=-0.1), r"q must be in \[0.0, 1.0\]"),
+    (lambda: QubitUnits(coherence=1.2), r"coherence must be in \[0.0, 1.0\]"),
     (lambda: QubitUnits(phase=float("nan")), "phase must be finite"),
     (lambda: LadderBattery("oscillator", 1), "levels must be an integer >= 2"),
     (lambda: LadderBattery("oscillator", -3), "levels must be an integer >= 2"),

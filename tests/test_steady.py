@@ -23,12 +23,12 @@ def _thermal_qubits_and_an_untouched_battery():
                 dissipators=tuple(baths))
 
 
-def _qubit_and_cavity(two_way: bool):
+def _qubit_and_cavity(two_way: bool, cutoff: int = 4):
     """QuTiP's degenerate test: an untouched qubit (populations 0.3, 0.7) beside a decaying cavity in |2>."""
     loss = [Dissipator(0.2, (term(1.0, "a.a"),))]
     if two_way:
         loss.append(Dissipator(0.05, (term(1.0, "a.adag"),)))
-    return Spec(space=(("a", Boson(4)), ("b", Qubit())), charger=(term(1.0, "a.n"),),
+    return Spec(space=(("a", Boson(cutoff)), ("b", Qubit())), charger=(term(1.0, "a.n"),),
                 battery=(term(0.5, "b.sz"), Term(0.5)), coupling=(), battery_dofs=("b",), classical_initial={},
                 initial=(("a", 2), ("b", 0)), initial_populations={"b": np.array([0.3, 0.7])},
                 dissipators=tuple(loss))
@@ -54,6 +54,27 @@ def test_degenerate_stationary_space_keeps_the_untouched_populations(method, two
     res = qutip.mesolve(a.dag() * a, rho0, [0.0, 300.0], c_ops, e_ops=[excited],
                         options={"atol": 1e-12, "rtol": 1e-10})
     assert float(np.real(res.expect[0][-1])) == pytest.approx(0.7, abs=1e-8)
+
+
+@pytest.mark.parametrize("cutoff", [20, 40])
+def test_degenerate_stationary_space_above_the_svd_size(cutoff):
+    """The same degenerate case with 1600 and 6400 Liouvillian unknowns (above the SVD's 1024; the second
+    on the sparse path): the null spaces by shift-invert Arnoldi, the projection of rho_0 on them."""
+    spec = _qubit_and_cavity(True, cutoff)
+    fig = steady_figures(spec, method="lindblad")
+    assert float(fig.energy) == pytest.approx(0.7, abs=1e-9)
+    assert "2-dimensional stationary space" in fig.how and "Arnoldi" in fig.how
+    # a unique stationary state at that size: the bordered solve, its uniqueness checked the same way
+    unique = steady_figures(_cavity_with_a_bath_on_the_qubit(cutoff), method="lindblad")
+    assert "unique: checked by shift-invert Arnoldi" in unique.how
+    assert float(unique.energy) == pytest.approx(0.0, abs=1e-9)  # the qubit decays to its ground state
+
+
+def _cavity_with_a_bath_on_the_qubit(cutoff):
+    import dataclasses
+
+    spec = _qubit_and_cavity(True, cutoff)
+    return dataclasses.replace(spec, dissipators=spec.dissipators + (Dissipator(0.1, (term(1.0, "b.sm"),)),))
 
 
 def test_pure_loss_reaches_the_ground_state_by_rates():

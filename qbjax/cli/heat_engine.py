@@ -27,7 +27,7 @@ def charge_heat_engine(argv) -> dict:
     p = base_parser("qbjax charge heat-engine")
     p.add_argument("--n", type=count("n", 1), default=10, help="number of batteries N (= engines)")
     p.add_argument("--beta-omega", type=interval("beta-omega", -BETA_OMEGA_MAX, BETA_OMEGA_MAX), default=-0.8,
-                   help="beta_e omega0 of the effective bath (negative: charging; >= 0: a positive temperature)")
+                   help="beta_e omega0 of the bath (< 0: charging; >= 0: discharging)")
     p.add_argument("--rate", type=positive("rate"), default=0.1, help="effective rate Gamma_e")
     p.add_argument("--omega0", type=positive("omega0"), default=1.0, help="battery splitting")
     p.add_argument("--protocol", choices=["collective", "individual"], default="collective")
