@@ -60,11 +60,17 @@ from .expansions import expansion, prefer_chebyshev
 from .methods import NATIVE, SPECTRAL_MAX_DIM, Method, as_method, resolve_method
 from .model import AbstractBattery, Spec
 from .observe import Request, prepare
-from .propagators import jump_times, lindblad_trajectory, run, spectral_trajectory, stepped_run, stepped_terms
-from .representation.closed import (
-    classical_view,
-    spectral_decomposition,
+from .propagators import (
+    check_grid,
+    evenly_spaced,
+    jump_times,
+    lindblad_trajectory,
+    run,
+    spectral_trajectory,
+    stepped_run,
+    stepped_terms,
 )
+from .representation.closed import classical_view, spectral_decomposition
 from .representation.open import initial_density_matrix
 from .states import (
     battery_ergotropy,
@@ -227,7 +233,8 @@ def charge(
         if resolved == "stepped":
             traj = stepped_run(spec, ts, req, stepped_terms(spec, ts))
             return _checked(_with_space(traj, spec), truncation_tol)
-        return _checked(_with_space(run(spec, ts, resolved, switch, options, req), spec, switch), truncation_tol)
+        return _checked(_with_space(run(spec, ts, resolved, switch, options, req, uniform=evenly_spaced(ts)), spec, switch),
+                        truncation_tol)
     expanded = False
     if resolved == "spectral" and method == "auto" and prefer_chebyshev(spec, ts):
         resolved, expanded = "chebyshev", True  # Auto's cost model: expanding is cheaper than eigh here
@@ -243,7 +250,7 @@ def charge(
             warnings.warn(f"method={method!r} needs concrete parameters and a uniform grid from 0; "
                           "using adaptive steps ('ode') instead", stacklevel=2)
         resolved = "ode"
-    traj = run(spec, ts, resolved, switch, options)
+    traj = run(spec, ts, resolved, switch, options, uniform=evenly_spaced(ts))
     return _checked(_with_space(traj, spec, switch), truncation_tol)
 
 
@@ -265,26 +272,6 @@ def _with_space(traj: Trajectory, spec: Spec, switch=None) -> Trajectory:
     """The trajectory with the spec's tensor factors (for ``reduced_state`` and ``to_qutip``) and the times
     where ``H`` jumps (for the grid-resolution test of ``max_power``) recorded."""
     return dataclasses.replace(traj, dims=spec.dims, dof_names=spec.names, jump_times=jump_times(spec, switch))
-
-
-def check_grid(ts, name: str = "ts") -> None:
-    """Raise ``ValueError`` unless a concrete ``ts`` is a 1-D, finite, strictly increasing grid of at least two times.
-
-    A traced grid (inside ``jit``) is not checked here; the adaptive
-    propagators then report a decreasing one as ``qbjax.status.BAD_GRID``.
-    """
-    if not is_concrete(ts):
-        return
-    t = np.asarray(ts)
-    if t.ndim != 1 or t.size < 2:
-        raise ValueError(f"{name} must be a 1-D array of at least 2 times (a start and a later time), got shape "
-                         f"{t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"{name} must be finite, got {t[~np.isfinite(t)][:3].tolist()} among its entries")
-    if np.any(np.diff(t) <= 0):
-        k = int(np.flatnonzero(np.diff(t) <= 0)[0])
-        raise ValueError(f"{name} must be strictly increasing, but {name}[{k + 1}] = {t[k + 1]:g} <= "
-                         f"{name}[{k}] = {t[k]:g}")
 
 
 def _native(model: AbstractBattery, native: str, ts, method, classical: bool, switch, options) -> Trajectory:

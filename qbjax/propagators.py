@@ -26,20 +26,22 @@ from .model import Spec, Term, scaled
 from .observe import Request, embed, expect_kets, operator_on, state_on
 from .representation.closed import spectral_decomposition, tensor_top, top_level_masks
 from .representation.open import initial_density_matrix
-from .status import merge
+from .status import NONFINITE, flag, is_concrete, merge
 from .trajectory import FINAL_RATES_MAX, Trajectory, energy_bound, finite_status
 
 __all__ = ["run", "spectral_trajectory", "lindblad_trajectory", "stepped_terms", "stepped_run"]
 
 
 @eqx.filter_jit
-def run(spec: Spec, ts, method: str, switch, options: ODEOptions, req: Request | None = None) -> Trajectory:
+def run(spec: Spec, ts, method: str, switch, options: ODEOptions, req: Request | None = None,
+        uniform: bool = False) -> Trajectory:
+    """One compiled run of ``method``; ``uniform`` (static): the caller checked that ``ts`` is evenly spaced."""
     if method == "classical":
         return _classical(spec, ts, switch, options, req)
     if method == "spectral":
         return spectral_trajectory(spec, ts, req=req)
     if method == "lindblad":
-        return lindblad_trajectory(spec, ts, switch, options, req=req)
+        return lindblad_trajectory(spec, ts, switch, options, req=req, uniform=uniform)
     if method == "rates":
         return _rates(spec, ts, options, req)
     return _ode(spec, ts, switch, options, matrix_free=(method == "ode"), req=req)
@@ -180,10 +182,16 @@ def _matmul(m):
 
 
 def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, observables=None,
-                        req: Request | None = None) -> Trajectory:
+                        req: Request | None = None, uniform: bool = False) -> Trajectory:
     """What ``method="lindblad"`` computes; ``observables``: ``{name: dense operator on rep.basis(spec)}``
     evaluated in the same run (``traj.expect[name]``, real parts of Hermitian operators); ``req``: the
-    general request of :func:`charge` (its observables, initial state and saved states)."""
+    general request of :func:`charge` (its observables, initial state and saved states).
+
+    A time-independent generator on an evenly spaced grid (``uniform``, checked by the caller) with a
+    dimension up to :data:`EXPM_MAX_DIM` is propagated exactly: ``rho(t_k) = exp(L dt)^k rho_0``, one
+    dense matrix exponential (scaling and squaring) and a product per save time.  Its cost does not grow
+    with the window or with stiff rates, where the adaptive ODE's does (steps ~ window x fastest rate).
+    """
     if options is None:
         options = ODEOptions(rtol=1e-12, atol=1e-12)
     named = {} if observables is None else dict(observables)
@@ -209,10 +217,13 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     asked = [] if req is None else [operator_on(spec, op, b) for op in req.operators]
     observables = [B, B @ B, *A, *second, *masks, *asked]
     save = req is not None and req.save_states
-    ex, states, last, solved = mesolve(H0, jumps, rho0, ts, observables=observables, options=options,
-                                       pieces=[(w, lindblad_rhs(Hk, jk)) for w, Hk, jk in gen],
-                                       jump_ts=jump_times(spec, switch), status=True,
-                                       complex_observables=bool(asked), final=True, save_states=save)
+    if uniform and not gen and b.dim <= EXPM_MAX_DIM and ts.shape[0] >= 2:
+        ex, states, last, solved = _exponential(H0, jumps, rho0, ts, observables, bool(asked), save)
+    else:
+        ex, states, last, solved = mesolve(H0, jumps, rho0, ts, observables=observables, options=options,
+                                           pieces=[(w, lindblad_rhs(Hk, jk)) for w, Hk, jk in gen],
+                                           jump_ts=jump_times(spec, switch), status=True,
+                                           complex_observables=bool(asked), final=True, save_states=save)
     inner, ex = jnp.real(ex[:len(observables) - len(asked)]), ex[len(observables) - len(asked):]
     W, dW = weight_series([w for w, _, _ in gen], ts)
     W, dW = jnp.concatenate([jnp.ones_like(ts)[None], W]), jnp.concatenate([jnp.zeros_like(ts)[None], dW])
@@ -228,6 +239,73 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
                       merge(solved, finite_status(E)), expect=expect,
                       states=embed(states, b, dm=True) if save else None, final_state=embed(last, b, dm=True))
+
+
+def check_grid(ts, name: str = "ts") -> None:
+    """Raise ``ValueError`` unless a concrete ``ts`` is a 1-D, finite, strictly increasing grid of at least two times.
+
+    A traced grid (inside ``jit``) is not checked here; the adaptive
+    propagators then report a decreasing one as ``qbjax.status.BAD_GRID``.
+    """
+    if not is_concrete(ts):
+        return
+    t = np.asarray(ts)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"{name} must be a 1-D array of at least 2 times (a start and a later time), got shape "
+                         f"{t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{name} must be finite, got {t[~np.isfinite(t)][:3].tolist()} among its entries")
+    if np.any(np.diff(t) <= 0):
+        k = int(np.flatnonzero(np.diff(t) <= 0)[0])
+        raise ValueError(f"{name} must be strictly increasing, but {name}[{k + 1}] = {t[k + 1]:g} <= "
+                         f"{name}[{k}] = {t[k]:g}")
+
+
+def evenly_spaced(ts) -> bool:
+    """``ts`` concrete and evenly spaced: every ``t_k`` within ``1e-13`` of the span of ``t_0 + k dt``
+    (what ``linspace`` gives), so a propagator may step by ``dt``."""
+    if not is_concrete(ts) or ts.shape[0] < 2:
+        return False
+    t = np.asarray(ts, np.float64)
+    k = np.arange(t.size)
+    span = t[-1] - t[0]
+    return bool(span > 0 and np.max(np.abs(t - (t[0] + k * span / (t.size - 1)))) <= 1e-13 * span)
+
+
+#: Largest dimension ``d`` the Lindblad method propagates by one ``d^2 x d^2`` matrix exponential (on an
+#: evenly spaced grid): ``d = 16`` is a 256 x 256 exponential, ~1e8 flops, below one compilation's cost.
+EXPM_MAX_DIM = 16
+
+
+def _exponential(H, jumps, rho0, ts, observables, complex_observables: bool, save: bool):
+    """``mesolve``'s ``(expectations (n, T), states or None, rho(ts[-1]), status)`` by ``exp(L dt)``."""
+    d = H.shape[0]
+    eye = jnp.eye(d, dtype=jnp.complex128)
+    H = jnp.asarray(H, jnp.complex128)
+    # row-major vec: vec(A X B) = (A kron B^T) vec(X)
+    L = -1j * (jnp.kron(H, eye) - jnp.kron(eye, H.T))
+    for rate, J in jumps:
+        J = jnp.asarray(J, jnp.complex128)
+        JdJ = J.conj().T @ J
+        L = L + rate * (jnp.kron(J, J.conj()) - 0.5 * jnp.kron(JdJ, eye) - 0.5 * jnp.kron(eye, JdJ.T))
+    P = jax.scipy.linalg.expm(L * ((ts[-1] - ts[0]) / (ts.shape[0] - 1)))  # the caller checked even spacing
+
+    def observe(v):
+        rho = v.reshape(d, d)
+        ex = jnp.stack([jnp.sum(O * rho.T) for O in observables]) if observables else jnp.zeros(0)
+        return (ex if complex_observables else jnp.real(ex)), (rho if save else None)
+
+    def step(v, _):
+        v = P @ v
+        return v, observe(v)
+
+    v0 = jnp.asarray(rho0, jnp.complex128).reshape(-1)
+    last, (ex, states) = jax.lax.scan(step, v0, None, length=ts.shape[0] - 1)
+    ex0, s0 = observe(v0)
+    ex = jnp.concatenate([ex0[None], ex])
+    states = jnp.concatenate([s0[None], states]) if save else None
+    bad = ~jnp.all(jnp.isfinite(ex)) | ~jnp.all(jnp.isfinite(last))
+    return ex.T, states, last.reshape(d, d), flag(bad, NONFINITE)
 
 
 def hamiltonian_pieces(spec: Spec, switch) -> tuple[tuple[Term, ...], list]:
