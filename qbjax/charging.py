@@ -65,8 +65,10 @@ from .propagators import (
     evenly_spaced,
     jump_times,
     lindblad_trajectory,
+    long_open_window,
     run,
     spectral_trajectory,
+    stationary_lindblad,
     stepped_run,
     stepped_terms,
 )
@@ -233,8 +235,9 @@ def charge(
         if resolved == "stepped":
             traj = stepped_run(spec, ts, req, stepped_terms(spec, ts))
             return _checked(_with_space(traj, spec), truncation_tol)
-        return _checked(_with_space(run(spec, ts, resolved, switch, options, req, uniform=evenly_spaced(ts)), spec, switch),
-                        truncation_tol)
+        traj = (stationary_lindblad(spec, ts, options, req) if long_open_window(spec, ts, resolved, switch)
+                else run(spec, ts, resolved, switch, options, req, uniform=evenly_spaced(ts)))
+        return _checked(_with_space(traj, spec, switch), truncation_tol)
     expanded = False
     if resolved == "spectral" and method == "auto" and prefer_chebyshev(spec, ts):
         resolved, expanded = "chebyshev", True  # Auto's cost model: expanding is cheaper than eigh here
@@ -250,8 +253,10 @@ def charge(
             warnings.warn(f"method={method!r} needs concrete parameters and a uniform grid from 0; "
                           "using adaptive steps ('ode') instead", stacklevel=2)
         resolved = "ode"
-    traj = run(spec, ts, resolved, switch, options, uniform=evenly_spaced(ts))
+    traj = (stationary_lindblad(spec, ts, options) if long_open_window(spec, ts, resolved, switch)
+            else run(spec, ts, resolved, switch, options, uniform=evenly_spaced(ts)))
     return _checked(_with_space(traj, spec, switch), truncation_tol)
+
 
 
 def _target(options, rtol, atol):

@@ -11,6 +11,7 @@ fills ``expect``, ``states`` and ``final_state``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import equinox as eqx
@@ -29,19 +30,21 @@ from .representation.open import initial_density_matrix
 from .status import NONFINITE, flag, is_concrete, merge
 from .trajectory import FINAL_RATES_MAX, Trajectory, energy_bound, finite_status
 
-__all__ = ["run", "spectral_trajectory", "lindblad_trajectory", "stepped_terms", "stepped_run"]
+__all__ = ["run", "spectral_trajectory", "lindblad_trajectory", "stepped_terms", "stepped_run", "stationary_lindblad",
+           "long_open_window", "STATIONARY_WINDOW", "EXPM_MAX_DIM"]
 
 
 @eqx.filter_jit
 def run(spec: Spec, ts, method: str, switch, options: ODEOptions, req: Request | None = None,
-        uniform: bool = False) -> Trajectory:
-    """One compiled run of ``method``; ``uniform`` (static): the caller checked that ``ts`` is evenly spaced."""
+        uniform: bool = False, span=None, start=None) -> Trajectory:
+    """One compiled run of ``method``; ``uniform`` (static): the caller checked that ``ts`` is evenly spaced;
+    ``span``, ``start``: one piece of a Lindblad run (:func:`stationary_lindblad`)."""
     if method == "classical":
         return _classical(spec, ts, switch, options, req)
     if method == "spectral":
         return spectral_trajectory(spec, ts, req=req)
     if method == "lindblad":
-        return lindblad_trajectory(spec, ts, switch, options, req=req, uniform=uniform)
+        return lindblad_trajectory(spec, ts, switch, options, req=req, uniform=uniform, span=span, start=start)
     if method == "rates":
         return _rates(spec, ts, options, req)
     return _ode(spec, ts, switch, options, matrix_free=(method == "ode"), req=req)
@@ -182,7 +185,7 @@ def _matmul(m):
 
 
 def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, observables=None,
-                        req: Request | None = None, uniform: bool = False) -> Trajectory:
+                        req: Request | None = None, uniform: bool = False, span=None, start=None) -> Trajectory:
     """What ``method="lindblad"`` computes; ``observables``: ``{name: dense operator on rep.basis(spec)}``
     evaluated in the same run (``traj.expect[name]``, real parts of Hermitian operators); ``req``: the
     general request of :func:`charge` (its observables, initial state and saved states).
@@ -191,6 +194,9 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     dimension up to :data:`EXPM_MAX_DIM` is propagated exactly: ``rho(t_k) = exp(L dt)^k rho_0``, one
     dense matrix exponential (scaling and squaring) and a product per save time.  Its cost does not grow
     with the window or with stiff rates, where the adaptive ODE's does (steps ~ window x fastest rate).
+
+    ``span=(t_a, t_b)`` and ``start`` (the state at ``t_a`` on ``rep.basis(spec)``) compute one piece:
+    the times in ``(t_a, t_b]`` (all of them, from ``start``, when ``t_a = t_b = ts[-1]``).
     """
     if options is None:
         options = ODEOptions(rtol=1e-12, atol=1e-12)
@@ -205,6 +211,7 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     gen += [(d.modulation, zero, [(d.rate, rep.dense(spec.space, d.operator, b))])
             for d in spec.dissipators if d.modulation is not None]
     rho0 = initial_density_matrix(spec, b) if req is None else state_on(spec, req, b, mixed=True)
+    rho0 = rho0 if start is None else start
     B = rep.dense(spec.space, spec.battery, b)
     masks = [jnp.diag(m).astype(jnp.complex128) for m in top_level_masks(spec, b)]
     # With L(t) = L_0 + sum_p w_p(t) L_p:  d<B>/dt = sum_p w_p <L_p^+(B)> and
@@ -217,13 +224,14 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     asked = [] if req is None else [operator_on(spec, op, b) for op in req.operators]
     observables = [B, B @ B, *A, *second, *masks, *asked]
     save = req is not None and req.save_states
-    if uniform and not gen and b.dim <= EXPM_MAX_DIM and ts.shape[0] >= 2:
+    if uniform and span is None and not gen and b.dim <= EXPM_MAX_DIM and ts.shape[0] >= 2:
         ex, states, last, solved = _exponential(H0, jumps, rho0, ts, observables, bool(asked), save)
     else:
         ex, states, last, solved = mesolve(H0, jumps, rho0, ts, observables=observables, options=options,
                                            pieces=[(w, lindblad_rhs(Hk, jk)) for w, Hk, jk in gen],
                                            jump_ts=jump_times(spec, switch), status=True,
-                                           complex_observables=bool(asked), final=True, save_states=save)
+                                           complex_observables=bool(asked), final=True, save_states=save,
+                                           span=span)
     inner, ex = jnp.real(ex[:len(observables) - len(asked)]), ex[len(observables) - len(asked):]
     W, dW = weight_series([w for w, _, _ in gen], ts)
     W, dW = jnp.concatenate([jnp.ones_like(ts)[None], W]), jnp.concatenate([jnp.zeros_like(ts)[None], dW])
@@ -236,6 +244,8 @@ def lindblad_trajectory(spec: Spec, ts, switch, options: ODEOptions | None, obse
     expect = {name: inner[k + n_masks + i] for i, name in enumerate(named)}
     if req is not None:
         expect.update(req.named(list(ex)))
+    # (a piece's times outside its span hold the start state's values or zeros: finite, and no higher top
+    # population than a state of the run)
     return Trajectory(ts, E, dE, d2E, E2 - E**2, top, energy_bound(spec), "quantum", "lindblad",
                       merge(solved, finite_status(E)), expect=expect,
                       states=embed(states, b, dm=True) if save else None, final_state=embed(last, b, dm=True))
@@ -270,6 +280,88 @@ def evenly_spaced(ts) -> bool:
     k = np.arange(t.size)
     span = t[-1] - t[0]
     return bool(span > 0 and np.max(np.abs(t - (t[0] + k * span / (t.size - 1)))) <= 1e-13 * span)
+
+
+def long_open_window(spec: Spec, ts, resolved: str, switch) -> bool:
+    """A concrete, time-independent Lindblad run whose window exceeds :data:`STATIONARY_WINDOW` over the
+    total dissipation rate, and which the exact exponential does not take: :func:`stationary_lindblad`
+    stops it when stationary (shorter windows run in one piece: no restarts, no sparse LU)."""
+    if resolved != "lindblad" or switch is not None or spec.time_dependent or ts.shape[0] < 3:
+        return False
+    if not (is_concrete(ts) and all(is_concrete(x) for x in jax.tree.leaves(spec))):
+        return False
+    if evenly_spaced(ts) and rep.basis(spec).dim <= EXPM_MAX_DIM:
+        return False
+    rates = sum(float(np.asarray(d.rate)) for d in spec.dissipators)
+    return float(ts[-1] - ts[0]) * rates > STATIONARY_WINDOW
+
+
+#: ``window x (sum of the dissipation rates)`` above which a Lindblad run goes in pieces (a few relaxation times
+#: of the slowest channel at the least: shorter windows have no stationary tail to skip).
+STATIONARY_WINDOW = 50.0
+
+
+def stationary_lindblad(spec: Spec, ts, options: ODEOptions, req: Request | None = None) -> Trajectory:
+    """The Lindblad run of :func:`run` in pieces that stop once the rest of the window is proved stationary.
+
+    For a concrete, time-independent spec: pieces grow geometrically from the
+    fastest rate's time scale; after each, :class:`~qbjax.dynamics.stationary.Certifier`
+    tries to prove every later state within ``max(10 rtol, 1e-10)`` (trace
+    norm) of a stationary ``rho*``, and on success the remaining times hold
+    ``rho*``'s values.  A window far past the relaxation costs what the
+    relaxation costs (the adaptive ODE's steps grow with the window, since
+    stiff rates bound them).  ``traj.stationary_from`` is the stop time
+    (``None`` when the whole window was integrated: a degenerate stationary
+    space, or no stationarity within it).
+    """
+    from .dynamics.stationary import GROWTH, STATIONARY_TOL, Certifier, density_trace_norm, liouvillian_matrix
+
+    b = rep.basis(spec)
+    d = b.dim
+    static, _ = hamiltonian_pieces(spec, None)
+    H0 = np.asarray(rep.dense(spec.space, static, b))
+    jumps = [(float(np.asarray(x.rate)), np.asarray(rep.dense(spec.space, x.operator, b))) for x in spec.dissipators]
+    L = liouvillian_matrix(H0, jumps)
+    certify = Certifier(L, np.eye(d).reshape(-1), density_trace_norm(d), d,
+                        max(STATIONARY_TOL * options.rtol, 1e-10))
+    rho = initial_density_matrix(spec, b) if req is None else state_on(spec, req, b, mixed=True)
+    t = np.asarray(ts, np.float64)
+    piece = 1.0 / max(float(np.max(np.abs(L.diagonal()))), 1e-300)
+    t_a, traj = float(t[0]), None
+    while True:
+        t_b = min(float(t[-1]), t_a + piece)
+        part = run(spec, ts, "lindblad", None, options, req, span=(jnp.float64(t_a), jnp.float64(t_b)), start=rho)
+        traj = part if traj is None else _merge(traj, part, t > t_a)
+        last = np.asarray(part.final_state)
+        rho = jnp.asarray(last if d == last.shape[0] else last[np.ix_(b.indices, b.indices)])
+        t_a = t_b
+        if t_b >= t[-1] or np.any(np.asarray(traj.status)):
+            return traj
+        piece *= GROWTH
+        star = certify(np.asarray(rho).reshape(-1), float(t[-1]) - t_b)
+        if certify.failed:
+            piece = np.inf  # a degenerate stationary space: integrate the rest in one piece
+        if star is not None:
+            end = jnp.float64(t[-1])
+            tail = run(spec, ts, "lindblad", None, options, req, span=(end, end),
+                       start=jnp.asarray(star[0].reshape(d, d)))
+            return dataclasses.replace(_merge(traj, tail, t > t_b), stationary_from=jnp.float64(t_b))
+
+
+def _merge(old: Trajectory, new: Trajectory, take) -> Trajectory:
+    """``new`` at the times ``take``, ``old`` elsewhere; the larger top population; ``new``'s final state."""
+    take = jnp.asarray(take)
+
+    def pick(a, b):
+        if a is None or b is None or jnp.ndim(a) == 0 or a.shape[0] != take.shape[0]:
+            return b
+        return jnp.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+
+    fields = {f: pick(getattr(old, f), getattr(new, f)) for f in ("energy", "d_energy", "d2_energy", "variance")}
+    return dataclasses.replace(
+        new, **fields, top_population=jnp.maximum(old.top_population, new.top_population),
+        expect={k: pick(old.expect[k], new.expect[k]) for k in new.expect},
+        states=pick(old.states, new.states), status=merge(old.status, new.status))
 
 
 #: Largest dimension ``d`` the Lindblad method propagates by one ``d^2 x d^2`` matrix exponential (on an

@@ -35,6 +35,7 @@ import scipy.sparse.linalg as spla
 from . import representation as rep
 from .charging import charge
 from .dynamics.rates import steady_with_method
+from .dynamics.stationary import liouvillian_matrix
 from .linalg import eigvalsh, solve
 from .methods import resolve_method
 from .metrics import hermite5, passive_energy_of_spectrum
@@ -117,13 +118,7 @@ def _lindblad_steady(spec: Spec):
         if traced:
             raise ValueError(f"steady state of a {d}-dimensional Lindblad problem is found by sparse LU, "
                              "which is not differentiable; differentiate a smaller problem")
-        Hn = np.asarray(H)
-        eye = sp.identity(d, format="csr")
-        Lv = -1j * (sp.kron(sp.csr_matrix(Hn), eye) - sp.kron(eye, sp.csr_matrix(Hn.T)))
-        for rate, L in jumps:
-            Ln = sp.csr_matrix(np.asarray(L))
-            LdL = (Ln.conj().T @ Ln).tocsr()
-            Lv = Lv + float(rate) * (sp.kron(Ln, Ln.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T))
+        Lv = liouvillian_matrix(H, jumps)
         projected = _stationary_projection(Lv, np.asarray(ops.rho0))
         if projected is not None:
             rho = jnp.asarray(projected[0].reshape(d, d))

@@ -68,6 +68,11 @@ class Trajectory(eqx.Module):
             :func:`qbjax.max_power` does not hold a kink there against the grid.
         dims, dof_names: the spec's tensor factors (for :func:`qbjax.reduced_state`
             and :meth:`to_qutip`); ``()`` for the families' own solvers.
+        stationary_from: the time after which the Lindblad method proved the
+            window stationary and stopped integrating (the later points hold
+            the stationary state, every exact state within ``1e-10`` in trace
+            norm of it: :mod:`qbjax.dynamics.stationary`); ``None`` when it
+            integrated the whole window.
     """
 
     ts: Float[Array, " T"]
@@ -87,6 +92,7 @@ class Trajectory(eqx.Module):
     jump_times: Array | None = None
     dims: tuple[int, ...] = eqx.field(static=True, default=())
     dof_names: tuple[str, ...] = eqx.field(static=True, default=())
+    stationary_from: Array | None = None
 
     def to_qutip(self):
         """A ``qutip.Result``-like view: ``times``, ``expect`` (list, in the order asked), ``e_data``

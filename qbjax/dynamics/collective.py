@@ -47,6 +47,7 @@ from ..representation.matrix_free import shift
 from ..status import TRACE_LOST, flag, merge, settle
 from .cumulants import Collective
 from .options import ODEOptions
+from .stationary import GROWTH, STATIONARY_TOL, Certifier
 
 __all__ = ["CollectiveProblem", "collective_problem", "state_size", "state_memory", "solve_collective",
            "WORKING_COPIES"]
@@ -245,11 +246,11 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
             generator applied once and twice to the saved state) and the
             covariance ``<n_e n_f> - <n_e><n_f>`` ``(K, K, T)``, before the trace.
         stationary: with concrete rates and times, detect the stationary
-            regime and stop integrating there (see :func:`_certify`): a window
+            regime and stop integrating there (:mod:`qbjax.dynamics.stationary`): a window
             far past the relaxation costs what the relaxation costs.  The
             remaining save times hold the stationary state ``rho*``, and every
             state of the exact dynamics after the stop is within
-            :data:`STATIONARY_TOL` ``* 10 * rtol`` (trace norm) of it.
+            :data:`~qbjax.dynamics.stationary.STATIONARY_TOL` ``* rtol`` (trace norm) of it.
             Under ``jit``/``vmap``/``grad`` the whole window is integrated.
         report: a dict to receive ``stationary_from`` (the stop time, or
             ``None``) and ``stationary_bound`` (the certified trace-norm distance).
@@ -281,10 +282,6 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
     if status:
         return (*values, flags)
     return settle(tuple(values), flags, "solve_collective")
-
-
-#: The stationary stop's trace-norm tolerance, in units of the ODE's ``rtol``.
-STATIONARY_TOL = 10.0
 
 
 def _initial(problem: CollectiveProblem):
@@ -370,7 +367,7 @@ def _observe_jit(problem: CollectiveProblem, rates, R, moments: bool = False):
 
 
 def _solve_stationary(problem, rates, ts, R0, options, moments, report):
-    """:func:`_solve_jit` in pieces, stopping once :func:`_certify` proves the rest stationary.
+    """:func:`_solve_jit` in pieces, stopping once the rest is proved stationary (:mod:`qbjax.dynamics.stationary`).
 
     Pieces grow geometrically (x 1.25) from the fastest rate's time scale, so
     the run ends at most 25 % past the first certifiable time; each check
@@ -382,7 +379,7 @@ def _solve_stationary(problem, rates, ts, R0, options, moments, report):
     tol = STATIONARY_TOL * options.rtol
     L = _generator_matrix(sector, channels, rates)
     scale = float(np.max(np.abs(L.diagonal()))) or 1.0
-    checker = _Certifier(sector, L, tol)
+    checker = _certifier(sector, L, tol)
     piece = 1.0 / scale
     t_a, R = float(ts_np[0]), R0
     observed, flags = None, 0
@@ -397,7 +394,7 @@ def _solve_stationary(problem, rates, ts, R0, options, moments, report):
         t_a, R = t_b, R1
         if t_b >= ts_np[-1] or flags:
             break
-        piece *= 1.25
+        piece *= GROWTH
         star = checker(np.asarray(R1).ravel(), float(ts_np[-1]) - t_b)
         if checker.failed:  # a degenerate stationary space: integrate the rest in one piece
             piece = np.inf
@@ -414,84 +411,31 @@ def _solve_stationary(problem, rates, ts, R0, options, moments, report):
     return observed, jnp.asarray(flags, jnp.int32)
 
 
-class _Certifier:
-    """Proves a state ``R`` stationary to within ``tol`` for a time ``T`` ahead, or says not yet.
+def _certifier(sector: _Sector, L, tol: float) -> Certifier:
+    """A :class:`~qbjax.dynamics.stationary.Certifier` for the neutral-sector tensor.
 
-    With ``r = L R``, a sparse solve gives ``delta`` with ``L delta = -r`` and
-    ``tr delta = 0`` (the generator with one row replaced by the trace: it is
-    nonsingular exactly when the stationary state is unique).  Then
-    ``rho* = R + delta`` is stationary up to the solve's residual ``s``, and
-    since the dynamics contracts the trace norm,
-
-        || rho(t) - rho* ||_1 <= || delta ||_1 + (t - t_stop) || s ||_1    for all t >= t_stop,
-
-    with no assumption on the spectral gap.  ``|| . ||_1`` is computed exactly,
-    block by block of total excitation (the neutral-sector operator is block
-    diagonal there); ``|| s ||_1`` is bounded by ``sqrt(D) || s ||_F``.
-    ``rho*`` must also be a state (trace 1, no eigenvalue below ``-tol``).
-    A degenerate stationary space (a singular bordered matrix) never
-    certifies: the run integrates the whole window.
+    The trace norm is exact, block by block of total excitation ``n`` (the
+    neutral-sector operator is block diagonal there): block ``n`` holds the
+    entries ``(n - total[b], b, b')`` of the battery indices ``b`` with
+    ``0 <= n - total[b] <= N_0``.
     """
+    N0, tot = sector.shape[0] - 1, sector.total.astype(int)
+    blocks = [b for n in range(N0 + int(tot.max(initial=0)) + 1)
+              if len(b := np.flatnonzero((n - tot >= 0) & (n - tot <= N0)))]
+    rows = [n for n in range(N0 + int(tot.max(initial=0)) + 1)
+            if np.any((n - tot >= 0) & (n - tot <= N0))]
 
-    def __init__(self, sector: _Sector, L, tol: float):
-        self.sector, self.L, self.tol = sector, L, tol
-        self.lu, self.failed = None, False
-        shape = sector.shape
-        self.dim = sum(len(b) for _, b in self._blocks())
-        diag = np.zeros(shape, bool)
-        diag[:, np.arange(sector.B), np.arange(sector.B)] = True
-        self.trace = diag.ravel().astype(np.float64)
-        self.row = int(np.flatnonzero(self.trace)[0])
-        self.norm = float(abs(L).sum(axis=0).max())  # ||L||_1 of the flattened operator
-
-    def _blocks(self):
-        """Per total excitation ``n``: ``(n, flat battery indices b with 0 <= n - total[b] <= N_0)``."""
-        N0, tot = self.sector.shape[0] - 1, self.sector.total.astype(int)
-        for n in range(N0 + int(tot.max(initial=0)) + 1):
-            b = np.flatnonzero((n - tot >= 0) & (n - tot <= N0))
-            if len(b):
-                yield n, b
-
-    def trace_norm(self, X, lowest: bool = False):
-        """``|| X ||_1`` of the flattened neutral-sector tensor ``X`` (and its lowest eigenvalue)."""
-        X = X.reshape(self.sector.shape)
-        tot = self.sector.total.astype(int)
+    def trace_norm(X):
+        X = np.asarray(X).reshape(sector.shape)
         total, low = 0.0, np.inf
-        for n, b in self._blocks():
+        for n, b in zip(rows, blocks):
             block = X[(n - tot[b])[:, None], b[:, None], b[None, :]]
             w = np.linalg.eigvalsh(0.5 * (block + block.T))
             total += float(np.abs(w).sum())
             low = min(low, float(w.min()))
-        return (total, low) if lowest else total
+        return total, low
 
-    def __call__(self, R, ahead: float):
-        import scipy.sparse.linalg as spl
-
-        if self.failed:
-            return None
-        r = self.L @ R
-        # Not yet near stationary: the solve would not certify (||delta|| >~ ||r|| / ||L||).
-        if np.sqrt(self.dim) * np.linalg.norm(r) > 1e3 * self.tol * self.norm:
-            return None
-        if self.lu is None:
-            M = self.L.tolil()
-            M[self.row, :] = self.trace
-            try:
-                self.lu = spl.splu(M.tocsc(), permc_spec="NATURAL")
-            except RuntimeError:  # singular: the stationary state is not unique
-                self.failed = True
-                return None
-        b = -r
-        b[self.row] = 1.0 - self.trace @ R
-        delta = self.lu.solve(b)
-        if not np.all(np.isfinite(delta)):
-            self.failed = True
-            return None
-        star = R + delta
-        residual = self.L @ star
-        dist = self.trace_norm(delta)
-        norm_star, low = self.trace_norm(star, lowest=True)
-        bound = dist + ahead * np.sqrt(self.dim) * float(np.linalg.norm(residual))
-        if bound <= self.tol and abs(self.trace @ star - 1.0) <= self.tol and low >= -self.tol:
-            return star, bound
-        return None
+    diag = np.zeros(sector.shape, bool)
+    diag[:, np.arange(sector.B), np.arange(sector.B)] = True
+    return Certifier(L, diag.ravel().astype(np.float64), trace_norm, sum(len(b) for b in blocks), tol,
+                     ordering="NATURAL")

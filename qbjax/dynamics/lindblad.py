@@ -54,7 +54,7 @@ def lindblad_adjoint(H, jumps: Sequence):
 
 def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions = ODEOptions(rtol=1e-9, atol=1e-11),
             save_states: bool = False, switch=None, H_switched=None, jump_ts=None, status: bool = False,
-            complex_observables: bool = False, final: bool = False, pieces: Sequence = ()):
+            complex_observables: bool = False, final: bool = False, pieces: Sequence = (), span=None):
     """Integrate the master equation; return expectation values (and states).
 
     Arguments:
@@ -72,6 +72,8 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
             a modulated Hamiltonian term or dissipator).
         status: also return a :mod:`qbjax.status` flag (no host callback).
         final: also return ``rho(ts[-1])`` (after the states).
+        span: ``(t_a, t_b)``: integrate ``rho0`` from ``t_a`` to ``t_b`` only (one piece of a
+            run, :func:`qbjax.dynamics.integrate.integrate`).
 
     Returns:
         ``(expectations (n_obs, T), states (T, d, d) or None)``, then the
@@ -97,7 +99,7 @@ def mesolve(H, jumps: Sequence, rho0, ts, *, observables=(), options: ODEOptions
         return (ex, rho) if save_states else (ex, None)
 
     if final:
-        (ex, states), last, flags = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn, final=True)
+        (ex, states), last, flags = options.solve(vf, rho0, ts, jump_ts=jump_ts, fn=fn, final=True, span=span)
         if status:
             return ex.T, states, last, flags
         return settle((ex.T, states, last), flags, "mesolve")
