@@ -235,7 +235,7 @@ def charge(
         if resolved == "stepped":
             traj = stepped_run(spec, ts, req, stepped_terms(spec, ts))
             return _checked(_with_space(traj, spec), truncation_tol)
-        traj = (stationary_lindblad(spec, ts, options, req) if long_open_window(spec, ts, resolved, switch)
+        traj = (stationary_lindblad(spec, ts, options, req) if long_open_window(spec, ts, resolved, switch, req)
                 else run(spec, ts, resolved, switch, options, req, uniform=evenly_spaced(ts)))
         return _checked(_with_space(traj, spec, switch), truncation_tol)
     expanded = False

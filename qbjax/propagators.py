@@ -282,18 +282,23 @@ def evenly_spaced(ts) -> bool:
     return bool(span > 0 and np.max(np.abs(t - (t[0] + k * span / (t.size - 1)))) <= 1e-13 * span)
 
 
-def long_open_window(spec: Spec, ts, resolved: str, switch) -> bool:
+def long_open_window(spec: Spec, ts, resolved: str, switch, req=None) -> bool:
     """A concrete, time-independent Lindblad run whose window exceeds :data:`STATIONARY_WINDOW` over the
     total dissipation rate, and which the exact exponential does not take: :func:`stationary_lindblad`
     stops it when stationary (shorter windows run in one piece: no restarts, no sparse LU)."""
     if resolved != "lindblad" or switch is not None or spec.time_dependent or ts.shape[0] < 3:
         return False
-    if not (is_concrete(ts) and all(is_concrete(x) for x in jax.tree.leaves(spec))):
+    from jax._src import core as _core  # no public test for "inside a user's jit/vmap/grad" in jax 0.10
+
+    if not _core.trace_state_clean():  # under an outer trace the pieces' results are tracers: one run
+        return False
+    if not (is_concrete(ts) and all(is_concrete(x) for x in jax.tree.leaves((spec, req)))):
         return False
     if evenly_spaced(ts) and rep.basis(spec).dim <= EXPM_MAX_DIM:
         return False
     rates = sum(float(np.asarray(d.rate)) for d in spec.dissipators)
-    return float(ts[-1] - ts[0]) * rates > STATIONARY_WINDOW
+    t = np.asarray(ts)
+    return float(t[-1] - t[0]) * rates > STATIONARY_WINDOW
 
 
 #: ``window x (sum of the dissipation rates)`` above which a Lindblad run goes in pieces (a few relaxation times

@@ -113,3 +113,17 @@ def test_a_long_window_stops_once_proved_stationary():
     tr = qb.charge(free, np.linspace(0.0, 400.0, 41))
     assert tr.stationary_from is None
     assert np.max(np.abs(np.asarray(tr.energy) - 1.0)) < 1e-12
+
+
+
+def test_the_stationary_stop_is_not_taken_inside_a_users_jit():
+    """A long window under the user's own jit (grid closed over): one compiled run, the same energies."""
+    import dataclasses
+
+    import jax
+    from helpers import cavity_qubit
+
+    spec = dataclasses.replace(cavity_qubit(cutoff=10, g=0.4, kappa=0.3).spec, initial=(("a", 3),))
+    ts = jnp.linspace(0.0, 400.0, 41)
+    inside = jax.jit(lambda s: s * qb.charge(spec, ts).energy)(1.0)
+    assert np.max(np.abs(np.asarray(inside) - np.asarray(qb.charge(spec, ts).energy))) < 1e-9

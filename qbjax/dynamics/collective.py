@@ -273,7 +273,9 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
     R0 = _initial(problem)
     if report is not None:
         report.update(stationary_from=None, stationary_bound=None)
-    concrete = not any(isinstance(x, jax.core.Tracer) for x in (rates, ts))
+    from jax._src import core as _core  # no public test for "inside a user's jit/vmap/grad" in jax 0.10
+
+    concrete = _core.trace_state_clean() and not any(isinstance(x, jax.core.Tracer) for x in (rates, ts))
     if stationary and concrete and ts.shape[0] > 2:
         out = _solve_stationary(problem, rates, ts, R0, options, moments, report)
     else:

@@ -364,10 +364,12 @@ def closed_form_steady(n: int, beta_omega: float, omega0: float = 1.0) -> dict:
                 "fluctuation_eq15": None, "ergotropy": energy - omega0 * n / (n + 1), "ergotropy_symmetric": 0.0}
     if b > 0:
         m = closed_form_steady(n, -b, omega0)
-        energy = n * omega0 - m["energy"]
-        passive = m["energy"] - m["ergotropy"]  # omega0 (1 - p_max): p_max is p_0 here, the mirror's p_N
+        # directly in x = e^{-b} (N omega0 minus the mirror's energy would cancel to ~N eps)
+        x, xN, xN1 = math.exp(-b), math.exp(-b * n), math.exp(-b * (n + 1))
+        energy = omega0 * (x / -math.expm1(-b) - (n + 1) * xN1 / (1 - xN1))
+        passive = omega0 * x * (1 - xN) / (1 - xN1)  # omega0 (1 - p_0): p_0 is the largest here
         return {"energy": energy, "energy_density": energy / (n * omega0), "fluctuation": m["fluctuation"],
-                "fluctuation_eq15": eq15, "ergotropy": energy - passive, "ergotropy_symmetric": 0.0}
+                "fluctuation_eq15": eq15, "ergotropy": max(energy - passive, 0.0), "ergotropy_symmetric": 0.0}
     y = math.exp(b)
     yN = math.exp(b * n)
     yN1 = math.exp(b * (n + 1))
