@@ -27,7 +27,7 @@ from .model import Spec, Term, scaled
 from .observe import Request, embed, expect_kets, operator_on, state_on
 from .representation.closed import spectral_decomposition, tensor_top, top_level_masks
 from .representation.open import initial_density_matrix
-from .status import NONFINITE, flag, is_concrete, merge
+from .status import NONFINITE, flag, is_concrete, merge, outside_trace
 from .trajectory import FINAL_RATES_MAX, Trajectory, energy_bound, finite_status
 
 __all__ = ["run", "spectral_trajectory", "lindblad_trajectory", "stepped_terms", "stepped_run", "stationary_lindblad",
@@ -288,9 +288,7 @@ def long_open_window(spec: Spec, ts, resolved: str, switch, req=None) -> bool:
     stops it when stationary (shorter windows run in one piece: no restarts, no sparse LU)."""
     if resolved != "lindblad" or switch is not None or spec.time_dependent or ts.shape[0] < 3:
         return False
-    from jax._src import core as _core  # no public test for "inside a user's jit/vmap/grad" in jax 0.10
-
-    if not _core.trace_state_clean():  # under an outer trace the pieces' results are tracers: one run
+    if not outside_trace():  # under an outer trace the pieces' results are tracers: one run
         return False
     if not (is_concrete(ts) and all(is_concrete(x) for x in jax.tree.leaves((spec, req)))):
         return False

@@ -106,6 +106,13 @@ def merge(*statuses):
     return out
 
 
+def outside_trace() -> bool:
+    """No ``jit``/``vmap``/``grad`` of the caller is tracing now (host-driven loops may run)."""
+    from jax._src import core  # jax 0.10 has no public test for an active outer trace
+
+    return core.trace_state_clean()
+
+
 def is_concrete(x) -> bool:
     """True when ``x`` holds values (not a tracer of ``jit``/``vmap``/``grad``)."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))

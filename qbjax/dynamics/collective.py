@@ -44,7 +44,7 @@ import numpy as np
 
 from ..representation.collective import CollectiveProblem, collective_problem  # noqa: F401 (re-exported)
 from ..representation.matrix_free import shift
-from ..status import TRACE_LOST, flag, merge, settle
+from ..status import TRACE_LOST, flag, merge, outside_trace, settle
 from .cumulants import Collective
 from .options import ODEOptions
 from .stationary import GROWTH, STATIONARY_TOL, Certifier
@@ -273,9 +273,7 @@ def solve_collective(problem: CollectiveProblem, rates, ts, *, options: ODEOptio
     R0 = _initial(problem)
     if report is not None:
         report.update(stationary_from=None, stationary_bound=None)
-    from jax._src import core as _core  # no public test for "inside a user's jit/vmap/grad" in jax 0.10
-
-    concrete = _core.trace_state_clean() and not any(isinstance(x, jax.core.Tracer) for x in (rates, ts))
+    concrete = outside_trace() and not any(isinstance(x, jax.core.Tracer) for x in (rates, ts))
     if stationary and concrete and ts.shape[0] > 2:
         out = _solve_stationary(problem, rates, ts, R0, options, moments, report)
     else:
